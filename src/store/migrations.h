@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -34,5 +35,12 @@ Status ApplyMigrations(Store& store, const std::vector<Migration>& migrations);
 
 // The highest applied version, 0 for an empty database.
 StatusOr<int> CurrentSchemaVersion(Store& store);
+
+// Splits a script into statements on ';' at top level: outside '…' and "…"
+// quotes, -- and /* */ comments, and PostgreSQL $tag$…$tag$ bodies. Returns
+// the statements trimmed, empty ones dropped, without the ';'. Pure.
+// (Added for ApplyMigrations, which runs each statement of a migration in
+// the same transaction as its version row.)
+std::vector<std::string> SplitSqlStatements(std::string_view script);
 
 }  // namespace lathe::store

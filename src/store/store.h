@@ -17,6 +17,16 @@
 //   lock contention or serialization failure -> ABORTED (retryable)
 //   connection lost / database unreachable -> UNAVAILABLE
 //   anything else -> INTERNAL
+// Additions to the contract, kept identical in both drivers:
+//   - a write attempted in a kRead transaction -> FAILED_PRECONDITION;
+//   - a malformed call (wrong number of parameters, several statements in
+//     one Query/Exec, empty SQL) -> INVALID_ARGUMENT;
+//   - after any statement of a Tx fails, the Tx is poisoned (PostgreSQL
+//     semantics, enforced on SQLite too so code behaves the same on both):
+//     further Query/Exec/Commit return that first error and the Tx rolls
+//     back. To tolerate a conflict, use `INSERT … ON CONFLICT`.
+//   - transactions do not nest: a thread that holds a kWrite Tx and begins
+//     another kWrite Tx on the same store deadlocks (SQLite: one writer).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +56,9 @@ struct ResultSet {
 };
 
 // Typed access to one cell. A NULL reads as 0 / "" ; use IsNull to tell.
+// Across types: AsInt of a double truncates, AsDouble of an int converts,
+// AsInt/AsDouble of text parse it (0 when it is not a number), AsText of a
+// non-text value is "" (the returned reference is valid as long as `v`).
 bool IsNull(const Value& v);
 int64_t AsInt(const Value& v);
 double AsDouble(const Value& v);
@@ -82,6 +95,10 @@ class Store {
   virtual std::string_view driver() const = 0;
   // Runs raw DDL outside of the migration machinery; used by migrations only.
   virtual Status ExecScript(std::string_view sql) = 0;
+  // Counters since the store was opened (transactions begun, statements
+  // run). Thread-safe, cheap (relaxed atomics). Added for /metrics and
+  // benchmarks; drivers that do not count return zeros.
+  virtual StoreStats stats() const { return {}; }
 };
 
 // Runs `fn` in a transaction of `mode` and commits when it returns OK.
