@@ -35,6 +35,8 @@ struct Request {
   std::string route;
   // Filled by the API layer.
   std::string request_id;
+  // Filled by the API layer once authenticated: the user name, for logs.
+  std::string user;
 
   // The first header named `name` (lower-case), or "" if absent.
   std::string_view Header(std::string_view name) const;

@@ -1,0 +1,499 @@
+// End-to-end tests of Server and Client on loopback. Every wait is bounded.
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "http/client.h"
+#include "http/router.h"
+#include "http/sse.h"
+
+namespace lathe::http {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+// Polls `pred` every 5 ms for at most `limit`.
+template <typename Pred>
+bool WaitFor(Pred pred, milliseconds limit = milliseconds(5000)) {
+  auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return pred();
+}
+
+// A blocking loopback socket with a receive timeout, for raw-bytes tests.
+class RawSocket {
+ public:
+  explicit RawSocket(int port, int timeout_ms = 5000) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawSocket() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  void Send(std::string_view bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
+  }
+  // Reads until EOF, error or timeout; `eof` tells whether the peer closed.
+  std::string ReadAll(bool* eof) {
+    std::string out;
+    char buf[4096];
+    while (true) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        out.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      *eof = n == 0 || errno == ECONNRESET;
+      return out;
+    }
+  }
+  // Reads until `needle` shows up (or EOF/timeout).
+  std::string ReadUntil(std::string_view needle) {
+    std::string out;
+    char buf[4096];
+    while (out.find(needle) == std::string::npos) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Add(Method::kGet, "/hello", [](Request&, Response& res) {
+      res.content_type = "text/plain";
+      res.body = "hello";
+    });
+    router_.Add(Method::kGet, "/echo/{name}", [](Request& req, Response& res) {
+      std::string limit;
+      req.QueryParam("limit", &limit);
+      res.body = req.PathParam("name") + "|" + limit + "|" + std::string(req.Header("x-test"));
+    });
+    router_.Add(Method::kPost, "/echo", [](Request& req, Response& res) {
+      res.content_type = std::string(req.Header("content-type"));
+      res.body = req.body;
+    });
+    router_.Add(Method::kGet, "/whoami", [](Request& req, Response& res) { res.body = req.remote_addr; });
+    router_.Add(Method::kGet, "/throw", [](Request&, Response&) -> void {
+      throw std::runtime_error("boom");
+    });
+    router_.Add(Method::kGet, "/slow", [](Request&, Response& res) {
+      std::this_thread::sleep_for(milliseconds(300));
+      res.body = "slow done";
+    });
+    router_.Add(Method::kGet, "/events", [this](Request& req, Response& res) {
+      auto stream = std::make_shared<SseStream>();
+      res.sse = stream;
+      std::string mode(req.Header("x-mode"));
+      std::lock_guard<std::mutex> lock(mu_);
+      producers_.emplace_back([this, stream, mode] {
+        if (mode == "forever") {
+          int i = 0;
+          while (stream->Send("tick", std::to_string(i++))) std::this_thread::sleep_for(milliseconds(5));
+          producer_stopped_ = true;
+          return;
+        }
+        stream->Send("first", "1", "a");
+        std::this_thread::sleep_for(milliseconds(20));
+        stream->Send("second", "line one\nline two");
+        stream->Send("third", "3");
+        stream->Close();
+      });
+    });
+  }
+
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& t : producers_) t.join();
+  }
+
+  void StartServer(ServerOptions options = {}) {
+    options.port = 0;
+    server_ = std::make_unique<Server>(options, [this](Request& req, Response& res) { router_.Dispatch(req, res); });
+    ASSERT_TRUE(server_->Start().ok());
+    ASSERT_GT(server_->port(), 0);
+  }
+
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+
+  std::unique_ptr<Client> MakeClient(int timeout_ms = 5000) {
+    auto client = Client::Make(Url(), timeout_ms);
+    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  Router router_;
+  std::unique_ptr<Server> server_;
+  std::mutex mu_;
+  std::vector<std::thread> producers_;  // guarded by mu_
+  std::atomic<bool> producer_stopped_{false};
+};
+
+TEST_F(ServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+  StartServer();
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  std::set<std::string> peers;
+  for (int i = 0; i < 50; ++i) {
+    auto res = client->Do(Method::kGet, "/whoami");
+    ASSERT_TRUE(res.ok()) << res.status().ToString();
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->Header("connection"), "keep-alive");
+    peers.insert(res->body);
+  }
+  EXPECT_EQ(peers.size(), 1u);
+  EXPECT_EQ(server_->open_connections(), 1);
+}
+
+TEST_F(ServerTest, PathQueryHeadersAndBody) {
+  StartServer();
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kGet, "/echo/a%2Fb?limit=10%20x&other=1", {{"X-Test", "yes"}});
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "a/b|10 x|yes");
+  res = client->Do(Method::kPost, "/echo", {}, R"({"k":1})");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, R"({"k":1})");
+  EXPECT_EQ(res->Header("content-type"), "application/json");
+  std::string big(200'000, 'x');
+  res = client->Do(Method::kPost, "/echo", {{"Content-Type", "text/plain"}}, big);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body.size(), big.size());
+  EXPECT_EQ(res->Header("content-type"), "text/plain");
+}
+
+TEST_F(ServerTest, NotFoundAndMethodNotAllowed) {
+  StartServer();
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kGet, "/nope");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 404);
+  res = client->Do(Method::kDelete, "/hello");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 405);
+  EXPECT_EQ(res->Header("allow"), "GET, HEAD");
+}
+
+TEST_F(ServerTest, OversizedBodyGets413) {
+  ServerOptions options;
+  options.max_body_bytes = 1024;
+  StartServer(options);
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kPost, "/echo", {}, std::string(4096, 'x'));
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 413);
+  EXPECT_EQ(res->body,
+            R"({"error":{"code":"RESOURCE_EXHAUSTED","message":"request body exceeds 1024 bytes","field":"body"}})");
+  EXPECT_EQ(res->Header("connection"), "close");
+  // The client reconnects for the next request.
+  res = client->Do(Method::kPost, "/echo", {}, std::string(1024, 'y'));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(ServerTest, MalformedRequestGets400AndClose) {
+  StartServer();
+  RawSocket sock(server_->port());
+  ASSERT_TRUE(sock.connected());
+  sock.Send("GET /hello HTTP/1.1\r\nHost localhost\r\n\r\n");
+  bool eof = false;
+  std::string answer = sock.ReadAll(&eof);
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find(R"("code":"INVALID_ARGUMENT")"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos);
+}
+
+TEST_F(ServerTest, HeadSendsHeadersOnly) {
+  StartServer();
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kHead, "/hello");
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->Header("content-length"), "5");
+  EXPECT_EQ(res->body, "");
+  // Nothing extra was sent: the next answer on the connection parses cleanly.
+  res = client->Do(Method::kGet, "/hello");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "hello");
+
+  RawSocket sock(server_->port());
+  sock.Send("HEAD /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  bool eof = false;
+  std::string answer = sock.ReadAll(&eof);
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(answer,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: close\r\n\r\n");
+}
+
+TEST_F(ServerTest, Http10WithoutKeepAliveCloses) {
+  StartServer();
+  RawSocket sock(server_->port());
+  sock.Send("GET /hello HTTP/1.0\r\n\r\n");
+  bool eof = false;
+  std::string answer = sock.ReadAll(&eof);
+  EXPECT_TRUE(eof);
+  EXPECT_NE(answer.find("Connection: close\r\n"), std::string::npos) << answer;
+  EXPECT_EQ(answer.substr(answer.size() - 5), "hello");
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAnsweredInOrder) {
+  StartServer();
+  RawSocket sock(server_->port());
+  sock.Send(
+      "GET /echo/one HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /echo/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  bool eof = false;
+  std::string answer = sock.ReadAll(&eof);
+  EXPECT_TRUE(eof);
+  size_t one = answer.find("one||");
+  size_t two = answer.find("two||");
+  ASSERT_NE(one, std::string::npos) << answer;
+  ASSERT_NE(two, std::string::npos) << answer;
+  EXPECT_LT(one, two);
+}
+
+TEST_F(ServerTest, ExpectContinueIsHonoured) {
+  StartServer();
+  RawSocket sock(server_->port());
+  sock.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+  EXPECT_EQ(sock.ReadUntil("\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  sock.Send("abc");
+  std::string answer = sock.ReadUntil("abc");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+}
+
+TEST_F(ServerTest, ThrowingHandlerGets500) {
+  StartServer();
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kGet, "/throw");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 500);
+  EXPECT_NE(res->body.find("INTERNAL"), std::string::npos);
+  res = client->Do(Method::kGet, "/hello");  // the connection survives
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(ServerTest, SseDeliversEventsInOrderThenEnds) {
+  StartServer();
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  std::vector<std::pair<std::string, std::string>> events;
+  Status status = client->Stream("/events", {}, [&](std::string_view event, std::string_view data) {
+    events.emplace_back(event, data);
+    return true;
+  });
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0], (std::pair<std::string, std::string>("first", "1")));
+  EXPECT_EQ(events[1], (std::pair<std::string, std::string>("second", "line one\nline two")));
+  EXPECT_EQ(events[2], (std::pair<std::string, std::string>("third", "3")));
+  // The same client goes on with ordinary requests.
+  auto res = client->Do(Method::kGet, "/hello");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "hello");
+}
+
+TEST_F(ServerTest, SseWireFormatAndHeartbeat) {
+  ServerOptions options;
+  options.sse_heartbeat_ms = 30;
+  StartServer(options);
+  RawSocket sock(server_->port());
+  sock.Send("GET /events HTTP/1.1\r\nHost: x\r\nX-Mode: forever\r\n\r\n");
+  std::string answer = sock.ReadUntil(": heartbeat\n\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                         "Connection: close\r\n\r\n",
+                         0),
+            0u)
+      << answer;
+  EXPECT_NE(answer.find("event: tick\ndata: 0\n\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find(": heartbeat\n\n"), std::string::npos);
+}
+
+TEST_F(ServerTest, SseClientDisconnectStopsTheProducer) {
+  StartServer();
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  int seen = 0;
+  Status status = client->Stream("/events", {{"X-Mode", "forever"}}, [&](std::string_view event, std::string_view) {
+    EXPECT_EQ(event, "tick");
+    return ++seen < 3;
+  });
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(seen, 3);
+  EXPECT_TRUE(WaitFor([&] { return producer_stopped_.load(); }, milliseconds(3000)));
+  EXPECT_TRUE(WaitFor([&] { return server_->open_connections() == 0; }));
+}
+
+TEST_F(ServerTest, IdleConnectionsAreClosed) {
+  ServerOptions options;
+  options.idle_timeout_ms = 150;
+  StartServer(options);
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->Do(Method::kGet, "/hello").ok());
+  EXPECT_EQ(server_->open_connections(), 1);
+  EXPECT_TRUE(WaitFor([&] { return server_->open_connections() == 0; }, milliseconds(3000)));
+  // The client notices the closed connection and reconnects by itself.
+  auto res = client->Do(Method::kGet, "/hello");
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->body, "hello");
+
+  RawSocket sock(server_->port());
+  auto start = Clock::now();
+  bool eof = false;
+  EXPECT_EQ(sock.ReadAll(&eof), "");  // closed silently
+  EXPECT_TRUE(eof);
+  EXPECT_LT(Clock::now() - start, milliseconds(2000));
+}
+
+TEST_F(ServerTest, SlowRequestIsCutOffByTheReadTimeout) {
+  ServerOptions options;
+  options.read_timeout_ms = 150;
+  StartServer(options);
+  RawSocket sock(server_->port());
+  sock.Send("GET /hello HTTP/1.1\r\nHost: x\r\n");  // never finished
+  auto start = Clock::now();
+  bool eof = false;
+  sock.ReadAll(&eof);
+  EXPECT_TRUE(eof);
+  EXPECT_LT(Clock::now() - start, milliseconds(2000));
+}
+
+TEST_F(ServerTest, ShutdownFinishesInFlightRequestsAndRefusesNewOnes) {
+  ServerOptions options;
+  options.shutdown_grace_ms = 5000;
+  StartServer(options);
+  auto idle = MakeClient();  // an idle keep-alive connection must not delay shutdown
+  ASSERT_TRUE(idle && idle->Do(Method::kGet, "/hello").ok());
+
+  StatusOr<ClientResponse> slow = InternalError("not run");
+  std::thread caller([&] {
+    auto client = Client::Make(Url(), 5000);
+    if (client.ok()) slow = (*client)->Do(Method::kGet, "/slow");
+  });
+  ASSERT_TRUE(WaitFor([&] { return server_->inflight_requests() == 1; }));
+  const std::string url = Url();
+  auto start = Clock::now();
+  std::thread waiter([&] { server_->Wait(); });
+  server_->Shutdown();
+  auto took = Clock::now() - start;
+  caller.join();
+  waiter.join();
+
+  ASSERT_TRUE(slow.ok()) << slow.status().ToString();
+  EXPECT_EQ(slow->status, 200);
+  EXPECT_EQ(slow->body, "slow done");
+  EXPECT_EQ(slow->Header("connection"), "close");
+  EXPECT_LT(took, milliseconds(3000));
+  EXPECT_EQ(server_->open_connections(), 0);
+  EXPECT_EQ(server_->inflight_requests(), 0);
+
+  auto late = Client::Make(url, 1000);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.status().code(), StatusCode::kUnavailable);
+  server_->Shutdown();  // idempotent
+}
+
+TEST_F(ServerTest, ManyClientsOnManyThreads) {
+  ServerOptions options;
+  options.threads = 3;
+  StartServer(options);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto client = Client::Make(Url(), 5000);
+      if (!client.ok()) return;
+      for (int i = 0; i < 100; ++i) {
+        auto res = (*client)->Do(Method::kGet, "/echo/" + std::to_string(t) + "?limit=" + std::to_string(i));
+        if (res.ok() && res->body == std::to_string(t) + "|" + std::to_string(i) + "|") ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 800);
+}
+
+TEST(Server, StartFailsCleanlyWhenThePortIsTaken) {
+  // A listener without SO_REUSEPORT owns the port: binding beside it fails.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ServerOptions options;
+  options.port = ntohs(addr.sin_port);
+  Server server(options, [](Request&, Response&) {});
+  Status status = server.Start();
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  server.Shutdown();
+  server.Wait();  // returns at once: Shutdown has completed
+  ::close(fd);
+}
+
+TEST(Client, RejectsBadUrls) {
+  EXPECT_EQ(Client::Make("ftp://x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Client::Make("http://").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Client::Make("http://host:99999").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Client::Make("http://127.0.0.1:1", 1000).status().code(), StatusCode::kUnavailable);
+}
+
+TEST(Client, KeepsThePathPrefix) {
+  Router router;
+  router.Add(Method::kGet, "/base/ping", [](Request&, Response& res) { res.body = "pong"; });
+  ServerOptions options;
+  options.port = 0;
+  Server server(options, [&](Request& req, Response& res) { router.Dispatch(req, res); });
+  ASSERT_TRUE(server.Start().ok());
+  auto client = Client::Make("http://localhost:" + std::to_string(server.port()) + "/base/", 5000);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto res = (*client)->Do(Method::kGet, "ping");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "pong");
+}
+
+}  // namespace
+}  // namespace lathe::http
