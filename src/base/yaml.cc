@@ -121,3 +121,51 @@ StatusOr<JsonValue> ParseYaml(std::string_view text) {
 }
 
 }  // namespace lathe
+
+namespace lathe {
+namespace {
+
+void Emit(YAML::Emitter& out, const JsonValue& v) {
+  switch (v.type()) {
+    case JsonValue::Type::kNull: out << YAML::Null; break;
+    case JsonValue::Type::kBool: out << v.as_bool(); break;
+    case JsonValue::Type::kInt: out << v.as_int(); break;
+    case JsonValue::Type::kDouble: out << v.as_double(); break;
+    case JsonValue::Type::kString: {
+      const std::string& s = v.as_string();
+      // Quote what the core schema would read as null, bool or number.
+      JsonValue back = Scalar(YAML::Node(s));
+      if (back.type() != JsonValue::Type::kString) {
+        out << YAML::DoubleQuoted << s;
+      } else {
+        out << s;
+      }
+      break;
+    }
+    case JsonValue::Type::kArray:
+      out << YAML::BeginSeq;
+      for (const JsonValue& item : v.items()) Emit(out, item);
+      out << YAML::EndSeq;
+      break;
+    case JsonValue::Type::kObject:
+      out << YAML::BeginMap;
+      for (const auto& [k, item] : v.members()) {
+        out << YAML::Key << k << YAML::Value;
+        Emit(out, item);
+      }
+      out << YAML::EndMap;
+      break;
+  }
+}
+
+}  // namespace
+
+std::string ToYaml(const JsonValue& value) {
+  YAML::Emitter out;
+  Emit(out, value);
+  std::string text = out.c_str();
+  text.push_back('\n');
+  return text;
+}
+
+}  // namespace lathe

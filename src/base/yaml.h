@@ -16,3 +16,9 @@ namespace lathe {
 StatusOr<JsonValue> ParseYaml(std::string_view text);
 
 }  // namespace lathe
+
+namespace lathe {
+// Block-style YAML text for `value` (CLI output, `-o yaml`). Strings that
+// would read back as another type are quoted.
+std::string ToYaml(const JsonValue& value);
+}  // namespace lathe

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make test`: every suite, in the order a failure is cheapest to see.
+#   1. unit tests (ctest), with the store conformance suite on SQLite and on
+#      a private PostgreSQL server started here on a free loopback port
+#   2. the same unit tests built with AddressSanitizer + UBSan
+#   3. integration tests (pytest) driving the real binary, SQLite and PostgreSQL
+#   4. the request-decoding fuzzer for a bounded time
+# Environment: LATHE_SKIP_ASAN=1 / LATHE_SKIP_FUZZ=1 skip steps 2 / 4 (local
+# iteration only; CI runs everything). FUZZ_SECONDS (default 30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${BUILD:-build}
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+start=$(date +%s)
+step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - start )); }
+
+PG_DIR=$(mktemp -d /tmp/lathe-pg-XXXXXX)
+chmod 755 "$PG_DIR"
+cleanup() { bash scripts/pg.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
+trap cleanup EXIT
+
+step "starting a private PostgreSQL"
+LATHE_TEST_POSTGRES_URL=$(bash scripts/pg.sh start "$PG_DIR")
+export LATHE_TEST_POSTGRES_URL
+echo "postgres: $LATHE_TEST_POSTGRES_URL"
+
+step "unit tests"
+ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" -L unit
+
+if [ "${LATHE_SKIP_ASAN:-0}" != 1 ]; then
+  step "unit tests under ASan + UBSan"
+  [ -f build-asan/build.ninja ] || cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+      -DLATHE_SANITIZE=ON -DLATHE_BENCH=OFF >/dev/null
+  cmake --build build-asan -j "$JOBS" $(cd build-asan && ninja -t targets all | grep -oE '^[a-z_]+_test:' | tr -d ':' | sort -u)
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L unit
+fi
+
+step "integration tests"
+LATHE_BIN="$ROOT/$BUILD/lathe" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
+
+if [ "${LATHE_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzzing request decoding for ${FUZZ_SECONDS}s"
+  [ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATHE_FUZZ=ON -DLATHE_BENCH=OFF >/dev/null
+  cmake --build build-fuzz -j "$JOBS" --target request_decode_fuzzer
+  mkdir -p build-fuzz/corpus
+  build-fuzz/fuzz/request_decode_fuzzer -max_total_time="$FUZZ_SECONDS" -timeout=10 \
+      -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus fuzz/corpus 2>&1 | tail -n 12
+fi
+
+step "all suites passed"

@@ -1,0 +1,22 @@
+// The one place where a Status becomes an HTTP answer for the Lathe REST API:
+//   {"error":{"code":"NOT_FOUND","message":"…","field":"…","request_id":"…"}}
+#pragma once
+
+#include <string_view>
+
+#include "base/status.h"
+#include "http/message.h"
+
+namespace lathe::api {
+
+// INVALID_ARGUMENT 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403,
+// NOT_FOUND 404, ALREADY_EXISTS / ABORTED / FAILED_PRECONDITION 409,
+// OUT_OF_RANGE 400, RESOURCE_EXHAUSTED 429, UNIMPLEMENTED 501,
+// UNAVAILABLE 503, DEADLINE_EXCEEDED 504, everything else 500.
+int HttpStatusFor(StatusCode code);
+
+// Fills `res` with the JSON error for `status` (which must not be OK).
+// Internal errors are logged with the request id; their message is sent too.
+void WriteError(const Status& status, std::string_view request_id, http::Response& res);
+
+}  // namespace lathe::api

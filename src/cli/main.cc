@@ -1,0 +1,198 @@
+// The `lathe` binary: command-line parsing only (the one translation unit
+// that includes CLI11, which costs seconds to compile). Every command's work
+// lives in commands.cc / server_command.cc.
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <map>
+
+#include "base/build_info.h"
+#include "cli/commands.h"
+#include "cli/server_command.h"
+#include "cli/server_config.h"
+
+namespace lathe::cli {
+namespace {
+
+int Finish(const Status& st) {
+  if (st.ok()) return 0;
+  std::string line = "error: " + st.message();
+  if (!st.field().empty() && st.message().find(st.field()) == std::string::npos) {
+    line += " (field: " + st.field() + ")";
+  }
+  std::cerr << line << "\n";
+  return 1;
+}
+
+void AddListFlags(CLI::App* cmd, ListOptions* l) {
+  cmd->add_option("--limit", l->limit, "Print one page of at most N items (default: all pages)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1000}));
+  cmd->add_option("--page-token", l->page_token, "Continue a listing from this token");
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"Lathe: a machine-learning platform in one binary.", "lathe"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("lathe ") + LATHE_VERSION + " (" + LATHE_GIT_COMMIT + ")");
+
+  ClientOptions client;
+  app.add_option("--server", client.server, "Server URL (default: $LATHE_SERVER, then `lathe login`)");
+  app.add_option("--token", client.token, "API token (default: $LATHE_TOKEN, then `lathe login`)");
+  app.add_option("-o,--output", client.output, "Output format: table, json or yaml")
+      ->check(CLI::IsMember({"table", "json", "yaml"}));
+  int exit_code = 0;
+  auto run = [&exit_code](const Status& st) { exit_code = Finish(st); };
+
+  // ---- server
+  CLI::App* server = app.add_subcommand("server", "Run the control plane (API server)");
+  std::map<std::string, std::string> flags;
+  std::string home, listen, store, config, log_level, http_threads;
+  std::vector<std::string> sets;
+  server->add_option("--home", home, "State directory (default ./.lathe)");
+  server->add_option("--listen", listen, "ADDRESS:PORT to serve on (default 127.0.0.1:8080)");
+  server->add_option("--store", store, "sqlite://PATH or postgres://user@host:port/db");
+  server->add_option("--config", config, "YAML config file");
+  server->add_option("--log-level", log_level, "debug, info, warn, error or off");
+  server->add_option("--http-threads", http_threads, "I/O threads (0 = one per core)");
+  std::string settings_help = "Any setting as KEY=VALUE (repeatable). Settings:";
+  for (const SettingInfo& s : ServerSettings()) {
+    settings_help += "\n  " + s.key + " (" + s.env + "): " + s.help;
+  }
+  server->add_option("--set", sets, settings_help);
+  server->callback([&] {
+    for (const std::string& kv : sets) {
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        exit_code = Finish(InvalidArgumentError("--set: \"" + kv + "\" is not KEY=VALUE", "set"));
+        return;
+      }
+      flags[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    if (!home.empty()) flags["home"] = home;
+    if (!listen.empty()) flags["listen"] = listen;
+    if (!store.empty()) flags["store"] = store;
+    if (!config.empty()) flags["config"] = config;
+    if (!log_level.empty()) flags["log_level"] = log_level;
+    if (!http_threads.empty()) flags["http.threads"] = http_threads;
+    auto cfg = LoadServerConfig(flags, [](const char* name) { return std::getenv(name); });
+    if (!cfg.ok()) {
+      exit_code = Finish(cfg.status());
+      return;
+    }
+    exit_code = RunServer(*cfg);
+  });
+
+  // ---- version
+  app.add_subcommand("version", "Print the version")->callback([] {
+    std::cout << "lathe " << LATHE_VERSION << " (" << LATHE_GIT_COMMIT << ")\n";
+  });
+
+  // ---- login / whoami
+  CLI::App* login = app.add_subcommand("login", "Save a server URL and token for later commands");
+  std::string token_file;
+  login->add_option("--token-file", token_file, "File holding the token ('-' reads standard input)")
+      ->required();
+  login->callback([&] {
+    std::string url = !client.server.empty() ? client.server
+                      : std::getenv("LATHE_SERVER") ? std::getenv("LATHE_SERVER")
+                                                    : "";
+    if (url.empty()) {
+      run(InvalidArgumentError("--server: required for login", "server"));
+      return;
+    }
+    run(Login(url, token_file, std::cout));
+  });
+  app.add_subcommand("whoami", "Show the user behind the current token")->callback([&] {
+    run(WhoAmI(client, std::cout));
+  });
+
+  // ---- project
+  CLI::App* project = app.add_subcommand("project", "Manage projects (tenants)");
+  project->require_subcommand(1);
+  std::string name, description, user, role;
+  ListOptions list;
+  CLI::App* p_create = project->add_subcommand("create", "Create a project; you become its admin");
+  p_create->add_option("name", name, "Project name (lower-case letters, digits, '-')")->required();
+  p_create->add_option("--description", description, "What the project is for");
+  p_create->callback([&] { run(ProjectCreate(client, name, description, std::cout)); });
+  CLI::App* p_ls = project->add_subcommand("ls", "List the projects you can see");
+  AddListFlags(p_ls, &list);
+  p_ls->callback([&] { run(ProjectList(client, list, std::cout)); });
+  CLI::App* p_get = project->add_subcommand("get", "Show one project");
+  p_get->add_option("name", name, "Project name")->required();
+  p_get->callback([&] { run(ProjectGet(client, name, std::cout)); });
+  CLI::App* p_rm = project->add_subcommand("rm", "Delete a project and everything in it");
+  p_rm->add_option("name", name, "Project name")->required();
+  p_rm->callback([&] { run(ProjectRemove(client, name, std::cout)); });
+
+  CLI::App* member = project->add_subcommand("member", "Manage who may use a project");
+  member->require_subcommand(1);
+  CLI::App* m_set = member->add_subcommand("set", "Add a member or change their role");
+  m_set->add_option("project", name, "Project name")->required();
+  m_set->add_option("user", user, "User name")->required();
+  m_set->add_option("role", role, "viewer, editor or admin")->required();
+  m_set->callback([&] { run(MemberSet(client, name, user, role, std::cout)); });
+  CLI::App* m_ls = member->add_subcommand("ls", "List a project's members");
+  m_ls->add_option("project", name, "Project name")->required();
+  AddListFlags(m_ls, &list);
+  m_ls->callback([&] { run(MemberList(client, name, list, std::cout)); });
+  CLI::App* m_rm = member->add_subcommand("rm", "Remove a member");
+  m_rm->add_option("project", name, "Project name")->required();
+  m_rm->add_option("user", user, "User name")->required();
+  m_rm->callback([&] { run(MemberRemove(client, name, user, std::cout)); });
+
+  // ---- token
+  CLI::App* token = app.add_subcommand("token", "Manage API tokens");
+  token->require_subcommand(1);
+  TokenCreateOptions tc;
+  CLI::App* t_create = token->add_subcommand("create", "Create a token (shown once)");
+  t_create->add_option("--name", tc.name, "What the token is for")->required();
+  t_create->add_option("--user", tc.user, "Create it for another user (server admins)");
+  t_create->add_option("--project", tc.project, "Scope the token to one project");
+  t_create->add_option("--role", tc.role, "Cap a scoped token's role: viewer, editor or admin");
+  t_create->add_option("--ttl", tc.ttl, "Expire after a duration: 90d, 12h, 30m, 45s");
+  t_create->callback([&] { run(TokenCreate(client, tc, std::cout)); });
+  CLI::App* t_ls = token->add_subcommand("ls", "List your tokens");
+  bool all_users = false;
+  t_ls->add_option("--user", user, "Another user's tokens (server admins)");
+  t_ls->add_flag("--all", all_users, "Everyone's tokens (server admins)");
+  AddListFlags(t_ls, &list);
+  t_ls->callback([&] { run(TokenList(client, all_users ? "*" : user, list, std::cout)); });
+  CLI::App* t_revoke = token->add_subcommand("revoke", "Revoke a token by id");
+  t_revoke->add_option("id", name, "Token id (from `lathe token ls`)")->required();
+  t_revoke->callback([&] { run(TokenRevoke(client, name, std::cout)); });
+
+  // ---- user
+  CLI::App* users = app.add_subcommand("user", "Manage users (server admins)");
+  users->require_subcommand(1);
+  bool is_admin = false;
+  CLI::App* u_create = users->add_subcommand("create", "Create a user");
+  u_create->add_option("name", name, "User name")->required();
+  u_create->add_flag("--admin", is_admin, "Make the user a server admin");
+  u_create->callback([&] { run(UserCreate(client, name, is_admin, std::cout)); });
+  CLI::App* u_ls = users->add_subcommand("ls", "List users");
+  AddListFlags(u_ls, &list);
+  u_ls->callback([&] { run(UserList(client, list, std::cout)); });
+
+  // Global options are accepted after the subcommand too.
+  for (CLI::App* sub : app.get_subcommands({})) {
+    sub->fallthrough();
+    for (CLI::App* subsub : sub->get_subcommands({})) {
+      subsub->fallthrough();
+      for (CLI::App* leaf : subsub->get_subcommands({})) leaf->fallthrough();
+    }
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace lathe::cli
+
+int main(int argc, char** argv) { return lathe::cli::Main(argc, argv); }

@@ -1,0 +1,156 @@
+#include "cli/server_command.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "api/api.h"
+#include "base/build_info.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "tenancy/tenancy.h"
+
+namespace lathe::cli {
+namespace {
+
+// Writes `content` to `path` atomically (temp file, fsync, rename) with `mode`.
+Status WriteFileAtomic(const std::string& path, const std::string& content, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return InternalError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+  ::fchmod(fd, mode);  // the umask may have narrowed or the file pre-existed
+  size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return InternalError(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    return InternalError(fmt::format("cannot sync {}: {}", tmp, std::strerror(errno)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return InternalError(fmt::format("cannot rename {}: {}", tmp, std::strerror(errno)));
+  }
+  return OkStatus();
+}
+
+double ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  long pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+int RunServer(const ServerConfig& config) {
+  const int64_t start_mono = SystemClock().MonotonicNanos();
+  LogLevel level = LogLevel::kInfo;
+  ParseLogLevel(config.log_level, &level);
+  SetLogLevel(level);
+
+  // Block the shutdown signals before any thread starts so that only the
+  // waiting thread below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  std::filesystem::create_directories(config.home, ec);
+  if (ec) {
+    LOG_ERROR("cannot create home directory {}: {}", config.home, ec.message());
+    return 1;
+  }
+  ::chmod(config.home.c_str(), 0700);
+  if (!config.config_file.empty()) LOG_INFO("config file {}", config.config_file);
+
+  auto store = store::OpenStore({.url = config.store,
+                                 .pool_size = static_cast<int>(config.store_pool_size),
+                                 .busy_timeout_ms = static_cast<int>(config.store_busy_timeout_ms)});
+  if (!store.ok()) {
+    LOG_ERROR("cannot open store {}: {}", config.store, store.status().ToString());
+    return 1;
+  }
+  LOG_INFO("store {} ({})", config.store, (*store)->driver());
+
+  tenancy::TenancyService tenancy(**store, SystemClock(), config.auth_token_cache_ttl_ms);
+  const std::string token_path = config.home + "/admin.token";
+  auto bootstrap = tenancy.Bootstrap([&](const std::string& token) {
+    return WriteFileAtomic(token_path, token + "\n", 0600);
+  });
+  if (!bootstrap.ok()) {
+    LOG_ERROR("cannot create the admin user: {}", bootstrap.status().ToString());
+    return 1;
+  }
+  if (*bootstrap) {
+    LOG_INFO("first start: created admin user \"admin\"; its API token is in {} (mode 0600)",
+             token_path);
+  }
+
+  MetricsRegistry& metrics = DefaultRegistry();
+  metrics.AddCallbackGauge("process_resident_memory_bytes", "Resident memory size in bytes.",
+                           ResidentBytes);
+  const double start_time = static_cast<double>(SystemClock().NowMicros()) / 1e6;
+  metrics.AddCallbackGauge("process_start_time_seconds", "Start time since the Unix epoch.",
+                           [start_time] { return start_time; });
+  api::Api api(**store, tenancy, metrics);
+
+  http::ServerOptions opts;
+  opts.host = config.host();
+  opts.port = config.port();
+  opts.threads = config.http_threads > 0
+                     ? static_cast<int>(config.http_threads)
+                     : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  opts.max_body_bytes = static_cast<size_t>(config.http_max_body_bytes);
+  opts.read_timeout_ms = static_cast<int>(config.http_read_timeout_ms);
+  opts.idle_timeout_ms = static_cast<int>(config.http_idle_timeout_ms);
+  opts.shutdown_grace_ms = static_cast<int>(config.http_shutdown_grace_ms);
+  http::Server server(opts, [&api](http::Request& req, http::Response& res) { api.Handle(req, res); });
+  Status st = server.Start();
+  if (!st.ok()) {
+    LOG_ERROR("cannot listen on {}: {}", config.listen, st.ToString());
+    return 1;
+  }
+  metrics.AddCallbackGauge("lathe_http_open_connections", "Open HTTP connections.",
+                           [&server] { return static_cast<double>(server.open_connections()); });
+
+  const std::string url = fmt::format("http://{}:{}", opts.host, server.port());
+  const std::string url_path = config.home + "/server.url";
+  if (Status w = WriteFileAtomic(url_path, url + "\n", 0644); !w.ok()) {
+    LOG_WARN("could not write {}: {}", url_path, w.ToString());
+  }
+  LOG_INFO("lathe {} ({}) listening on {} with {} I/O threads; ready in {} ms", LATHE_VERSION,
+           LATHE_GIT_COMMIT, url, opts.threads,
+           (SystemClock().MonotonicNanos() - start_mono) / 1'000'000);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LOG_INFO("received {}; draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+           opts.shutdown_grace_ms);
+  api.SetDraining(true);
+  server.Shutdown();
+  std::filesystem::remove(url_path, ec);
+  LOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace lathe::cli

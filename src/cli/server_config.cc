@@ -1,0 +1,215 @@
+#include "cli/server_config.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/yaml.h"
+
+namespace lathe::cli {
+namespace {
+
+struct Setting {
+  SettingInfo info;
+  std::string* text = nullptr;
+  int64_t* number = nullptr;
+  int64_t min = 0;
+};
+
+std::vector<Setting> Bind(ServerConfig& c) {
+  auto text = [](std::string key, std::string help, std::string* p) {
+    return Setting{{key, "", std::move(help)}, p, nullptr, 0};
+  };
+  auto number = [](std::string key, std::string help, int64_t* p, int64_t min) {
+    return Setting{{key, "", std::move(help)}, nullptr, p, min};
+  };
+  std::vector<Setting> s = {
+      text("home", "state directory: database, admin token, logs (default ./.lathe)", &c.home),
+      text("listen", "address:port to serve on; port 0 picks a free port (default 127.0.0.1:8080)",
+           &c.listen),
+      text("store", "sqlite://PATH or postgres://user@host:port/db (default sqlite://<home>/lathe.db)",
+           &c.store),
+      text("log_level", "debug, info, warn, error or off (default info)", &c.log_level),
+      number("store.pool_size", "SQLite reader connections / PostgreSQL connections (default 4)",
+             &c.store_pool_size, 1),
+      number("store.busy_timeout_ms", "SQLite lock wait before a transaction retries (default 5000)",
+             &c.store_busy_timeout_ms, 0),
+      number("http.threads", "I/O threads; 0 = one per core, at least 2 (default 0)",
+             &c.http_threads, 0),
+      number("http.max_body_bytes", "largest request body accepted (default 8388608)",
+             &c.http_max_body_bytes, 1),
+      number("http.read_timeout_ms", "time allowed to receive one request (default 30000)",
+             &c.http_read_timeout_ms, 1),
+      number("http.idle_timeout_ms", "keep-alive idle time before closing (default 60000)",
+             &c.http_idle_timeout_ms, 1),
+      number("http.shutdown_grace_ms",
+             "on SIGTERM, how long in-flight requests may finish (default 10000)",
+             &c.http_shutdown_grace_ms, 0),
+      number("auth.token_cache_ttl_ms",
+             "how long a verified token is trusted without a store lookup; revocations through "
+             "this server apply at once (default 10000)",
+             &c.auth_token_cache_ttl_ms, 0),
+  };
+  for (Setting& x : s) {
+    std::string env = "LATHE_";
+    for (char ch : x.info.key) env.push_back(ch == '.' ? '_' : static_cast<char>(std::toupper(ch)));
+    x.info.env = env;
+  }
+  return s;
+}
+
+Status Assign(Setting& s, const std::string& value, const std::string& source) {
+  if (s.text != nullptr) {
+    *s.text = value;
+    return OkStatus();
+  }
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || errno != 0) {
+    return InvalidArgumentError(fmt::format("{}: \"{}\" is not an integer", source, value),
+                                s.info.key);
+  }
+  if (v < s.min) {
+    return InvalidArgumentError(fmt::format("{}: {} is below the minimum {}", source, v, s.min),
+                                s.info.key);
+  }
+  *s.number = v;
+  return OkStatus();
+}
+
+// Flattens {"http": {"threads": 2}} into "http.threads" -> "2".
+Status Flatten(const JsonValue& v, const std::string& prefix, const std::string& file,
+               std::map<std::string, std::string>* out) {
+  for (const auto& [k, child] : v.members()) {
+    std::string key = prefix.empty() ? k : prefix + "." + k;
+    switch (child.type()) {
+      case JsonValue::Type::kObject: RETURN_IF_ERROR(Flatten(child, key, file, out)); break;
+      case JsonValue::Type::kString: (*out)[key] = child.as_string(); break;
+      case JsonValue::Type::kInt: (*out)[key] = std::to_string(child.as_int()); break;
+      case JsonValue::Type::kBool: (*out)[key] = child.as_bool() ? "true" : "false"; break;
+      case JsonValue::Type::kNull: break;
+      default:
+        return InvalidArgumentError(
+            fmt::format("{}: {}: expected a string or an integer, got {}", file, key,
+                        JsonTypeName(child.type())),
+            key);
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+const std::vector<SettingInfo>& ServerSettings() {
+  static const std::vector<SettingInfo>* const kInfo = [] {
+    ServerConfig c;
+    auto* out = new std::vector<SettingInfo>();
+    for (const Setting& s : Bind(c)) out->push_back(s.info);
+    return out;
+  }();
+  return *kInfo;
+}
+
+std::string ServerConfig::host() const { return listen.substr(0, listen.rfind(':')); }
+
+int ServerConfig::port() const { return std::atoi(listen.substr(listen.rfind(':') + 1).c_str()); }
+
+StatusOr<ServerConfig> LoadServerConfig(const std::map<std::string, std::string>& flags,
+                                        const std::function<const char*(const char*)>& getenv) {
+  ServerConfig c;
+  std::vector<Setting> settings = Bind(c);
+  auto env_of = [&](const Setting& s) -> const char* { return getenv(s.info.env.c_str()); };
+
+  // Which file? --config, else $LATHE_CONFIG, else <home>/config.yaml if present
+  // (home itself resolved from flags and environment only).
+  std::string file;
+  bool explicit_file = false;
+  if (auto it = flags.find("config"); it != flags.end()) {
+    file = it->second;
+    explicit_file = true;
+  } else if (const char* e = getenv("LATHE_CONFIG"); e != nullptr && *e != '\0') {
+    file = e;
+    explicit_file = true;
+  } else {
+    std::string home = c.home;
+    if (const char* e = getenv("LATHE_HOME"); e != nullptr && *e != '\0') home = e;
+    if (auto it = flags.find("home"); it != flags.end()) home = it->second;
+    std::string candidate = home + "/config.yaml";
+    if (std::filesystem::exists(candidate)) file = candidate;
+  }
+
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) {
+      return InvalidArgumentError(fmt::format("config file {}: cannot be read", file), "config");
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    auto doc = ParseYaml(buf.str());
+    if (!doc.ok()) return doc.status().WithPrefix("config file " + file);
+    if (!doc->is_object()) {
+      return InvalidArgumentError(fmt::format("config file {}: expected a mapping", file), "config");
+    }
+    std::map<std::string, std::string> values;
+    RETURN_IF_ERROR(Flatten(*doc, "", file, &values));
+    for (const auto& [key, value] : values) {
+      Setting* s = nullptr;
+      for (Setting& x : settings) {
+        if (x.info.key == key) s = &x;
+      }
+      if (s == nullptr) {
+        return InvalidArgumentError(fmt::format("config file {}: {}: unknown setting", file, key),
+                                    key);
+      }
+      RETURN_IF_ERROR(Assign(*s, value, fmt::format("config file {}: {}", file, key)));
+    }
+    c.config_file = file;
+  }
+  (void)explicit_file;
+
+  for (Setting& s : settings) {
+    if (const char* e = env_of(s); e != nullptr && *e != '\0') {
+      RETURN_IF_ERROR(Assign(s, e, s.info.env));
+    }
+  }
+  for (const auto& [key, value] : flags) {
+    if (key == "config") continue;
+    Setting* s = nullptr;
+    for (Setting& x : settings) {
+      if (x.info.key == key) s = &x;
+    }
+    if (s == nullptr) return InvalidArgumentError(fmt::format("unknown setting {}", key), key);
+    RETURN_IF_ERROR(Assign(*s, value, "--" + key));
+  }
+
+  // Validation of the merged result.
+  LogLevel level;
+  if (!ParseLogLevel(c.log_level, &level)) {
+    return InvalidArgumentError(
+        fmt::format("log_level: \"{}\" is not one of debug, info, warn, error, off", c.log_level),
+        "log_level");
+  }
+  size_t colon = c.listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return InvalidArgumentError(
+        fmt::format("listen: \"{}\" is not ADDRESS:PORT (e.g. 127.0.0.1:8080)", c.listen), "listen");
+  }
+  std::string port = c.listen.substr(colon + 1);
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
+    return InvalidArgumentError(fmt::format("listen: port \"{}\" is not in 0..65535", port), "listen");
+  }
+  if (c.home.empty()) return InvalidArgumentError("home: must not be empty", "home");
+  if (c.store.empty()) c.store = "sqlite://" + c.home + "/lathe.db";
+  return c;
+}
+
+}  // namespace lathe::cli

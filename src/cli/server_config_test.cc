@@ -1,0 +1,91 @@
+#include "cli/server_config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace lathe::cli {
+namespace {
+
+using Env = std::map<std::string, std::string>;
+
+std::function<const char*(const char*)> Getenv(const Env& env) {
+  return [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+}
+
+class ServerConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lathe-config-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Write(const std::string& text) {
+    std::string path = dir_ + "/config.yaml";
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(ServerConfigTest, DefaultsWhenNothingIsSet) {
+  Env env;
+  auto c = LoadServerConfig({{"home", dir_ + "/none"}}, Getenv(env));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen, "127.0.0.1:8080");
+  EXPECT_EQ(c->store, "sqlite://" + dir_ + "/none/lathe.db");
+  EXPECT_EQ(c->host(), "127.0.0.1");
+  EXPECT_EQ(c->port(), 8080);
+}
+
+TEST_F(ServerConfigTest, FlagsBeatEnvironmentBeatsFileBeatsDefaults) {
+  std::string file = Write("listen: 127.0.0.1:1111\nlog_level: warn\nhttp:\n  threads: 3\n  idle_timeout_ms: 5\n");
+  Env env{{"LATHE_CONFIG", file}, {"LATHE_LISTEN", "127.0.0.1:2222"}, {"LATHE_HTTP_THREADS", "4"}};
+  auto c = LoadServerConfig({{"http.threads", "5"}}, Getenv(env));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen, "127.0.0.1:2222");  // env over file
+  EXPECT_EQ(c->http_threads, 5);           // flag over env
+  EXPECT_EQ(c->log_level, "warn");         // file over default
+  EXPECT_EQ(c->http_idle_timeout_ms, 5);
+  EXPECT_EQ(c->config_file, file);
+}
+
+TEST_F(ServerConfigTest, HomeConfigFileIsPickedUp) {
+  Write("listen: 127.0.0.1:3333\n");
+  Env env;
+  auto c = LoadServerConfig({{"home", dir_}}, Getenv(env));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->listen, "127.0.0.1:3333");
+}
+
+TEST_F(ServerConfigTest, BadInputNamesTheSettingAndSource) {
+  Env env{{"LATHE_HTTP_THREADS", "many"}};
+  auto c = LoadServerConfig({{"home", dir_}}, Getenv(env));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().field(), "http.threads");
+  EXPECT_NE(c.status().message().find("LATHE_HTTP_THREADS"), std::string::npos);
+
+  std::string file = Write("http:\n  thread: 2\n");
+  auto unknown = LoadServerConfig({{"config", file}}, Getenv({}));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().field(), "http.thread");
+
+  Write("listen: [1, 2\n");
+  auto malformed = LoadServerConfig({{"config", dir_ + "/config.yaml"}}, Getenv({}));
+  ASSERT_FALSE(malformed.ok());
+  EXPECT_NE(malformed.status().message().find("line"), std::string::npos);
+
+  EXPECT_EQ(LoadServerConfig({{"listen", "nope"}}, Getenv({})).status().field(), "listen");
+  EXPECT_EQ(LoadServerConfig({{"listen", "h:70000"}}, Getenv({})).status().field(), "listen");
+  EXPECT_EQ(LoadServerConfig({{"log_level", "loud"}}, Getenv({})).status().field(), "log_level");
+  EXPECT_EQ(LoadServerConfig({{"config", dir_ + "/missing.yaml"}}, Getenv({})).status().field(),
+            "config");
+}
+
+}  // namespace
+}  // namespace lathe::cli
