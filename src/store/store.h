@@ -27,6 +27,7 @@
 //     back. To tolerate a conflict, use `INSERT … ON CONFLICT`.
 //   - transactions do not nest: a thread that holds a kWrite Tx and begins
 //     another kWrite Tx on the same store deadlocks (SQLite: one writer).
+//   - a Tx must be destroyed before the Store that began it.
 #pragma once
 
 #include <cstdint>
