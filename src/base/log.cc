@@ -21,7 +21,8 @@ spdlog::logger& Logger(const char* name) {
     return l;
   }();
   static spdlog::logger* access = [] {
-    auto* l = new spdlog::logger("access", main->sinks().begin(), main->sinks().end());
+    // Its own sink: a pattern belongs to the sink, and the two differ.
+    auto* l = new spdlog::logger("access", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ A %v", spdlog::pattern_time_type::utc);
     l->set_level(spdlog::level::trace);
     return l;
