@@ -7,7 +7,9 @@
 #include <random>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "store/migrations.h"
 #include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
@@ -41,7 +43,30 @@ const std::string& AsText(const Value& v) {
   return *kEmpty;
 }
 
-Status RunInTx(Store& store, TxMode mode, const std::function<Status(Tx&)>& fn) {
+namespace {
+
+// Store latency as the API sees it: one observation per RunInTx call,
+// retries and backoff included.
+HistogramChild& TxLatency(std::string_view driver, TxMode mode) {
+  static Histogram& family = DefaultRegistry().AddHistogram(
+      "lathe_store_transaction_duration_seconds",
+      "Time of a store transaction through RunInTx, retries included.", {"driver", "mode"});
+  // Each thread keeps the two children of its store's driver, so the hot
+  // path takes no lock.
+  thread_local std::string cached_driver;
+  thread_local HistogramChild* cached[2] = {nullptr, nullptr};
+  if (driver != cached_driver) {
+    cached_driver = std::string(driver);
+    cached[0] = cached[1] = nullptr;
+  }
+  const int slot = mode == TxMode::kRead ? 0 : 1;
+  if (cached[slot] == nullptr) {
+    cached[slot] = &family.With({std::string(driver), slot == 0 ? "read" : "write"});
+  }
+  return *cached[slot];
+}
+
+Status RunWithRetries(Store& store, TxMode mode, const std::function<Status(Tx&)>& fn) {
   constexpr int kMaxRetries = 5;
   thread_local std::minstd_rand rng(std::random_device{}());
   Status last;
@@ -62,6 +87,16 @@ Status RunInTx(Store& store, TxMode mode, const std::function<Status(Tx&)>& fn) 
   }
   return last.WithPrefix("transaction still aborted after " + std::to_string(kMaxRetries) +
                          " retries");
+}
+
+}  // namespace
+
+Status RunInTx(Store& store, TxMode mode, const std::function<Status(Tx&)>& fn) {
+  const int64_t start = SystemClock().MonotonicNanos();
+  Status result = RunWithRetries(store, mode, fn);
+  TxLatency(store.driver(), mode)
+      .Observe(static_cast<double>(SystemClock().MonotonicNanos() - start) / 1e9);
+  return result;
 }
 
 StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
