@@ -3,6 +3,24 @@
 // segment: "/api/v1/projects/{project}/members/{user}". A literal segment
 // wins over a parameter at the same position. Unknown path: 404; known path,
 // other method: 405 with an Allow header (both via the error hook).
+//
+// Details:
+// * The path is split on '/' from the RAW request target (Request::target,
+//   falling back to Request::path when the target is empty), then each
+//   segment is percent-decoded: "/projects/a%2Fb" gives {project} = "a/b"
+//   and never matches a two-segment pattern. A segment with a malformed
+//   escape matches no parameter.
+// * One trailing slash is ignored on both sides: "/api/v1/projects/"
+//   matches "/api/v1/projects". Empty inner segments ("//") match nothing.
+// * HEAD falls back to the GET route when no HEAD route exists; the server
+//   then sends the headers only. The Allow header lists HEAD wherever GET is.
+// * Without SetErrorHandler, 404/405 get a JSON error body
+//   {"error":{"code":"NOT_FOUND"|"METHOD_NOT_ALLOWED","message":...}}.
+//   The Allow header is set before the hook runs (and re-added if the hook
+//   dropped it).
+// * Matching is a linear scan over the routes: fine for the ~100 routes of
+//   the API (well under a microsecond each). Add() is not thread-safe;
+//   Dispatch() is const and may run concurrently once routes are added.
 #pragma once
 
 #include <functional>
@@ -19,7 +37,9 @@ using Handler = std::function<void(Request&, Response&)>;
 
 class Router {
  public:
-  // Registers a route. Aborts on a duplicate (method, pattern): a programmer error.
+  // Registers a route. Aborts on a duplicate (method, pattern): a programmer
+  // error. Patterns that differ only in parameter names ("/a/{x}" and
+  // "/a/{y}") are duplicates.
   void Add(Method method, std::string_view pattern, Handler handler);
   // Finds the handler for req.method and req.path, fills req.path_params and
   // req.route, and calls it. Otherwise calls `not_found` (status 404) or

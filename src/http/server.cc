@@ -51,6 +51,7 @@ constexpr int kListenBacklog = 1024;
 // and drop its bytes for at most this long so the close does not turn into
 // an RST that destroys the answer before the client reads it.
 constexpr auto kLingerTime = std::chrono::milliseconds(1000);
+constexpr size_t kKeepBufferBytes = 256 * 1024;
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
   if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
@@ -379,6 +380,8 @@ class Session : public std::enable_shared_from_this<Session> {
       Close();
       return;
     }
+    // Keep a small buffer for the next answer, not the capacity of a huge one.
+    if (out_.capacity() > kKeepBufferBytes) std::string().swap(out_);
     BeginRequest();
   }
 

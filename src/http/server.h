@@ -10,7 +10,29 @@
 //   briefly (a store transaction) but must not wait on other requests.
 // * Shutdown(): stop accepting, let in-flight requests finish (up to the
 //   grace period), close idle connections, then return.
-#pragma once
+//
+// Wire behaviour (see README.md):
+// * The handler gets method, target, decoded path, raw query, lower-cased
+//   headers, body and "ip:port" of the peer. Content-Type, Content-Length and
+//   Connection are written by the server (http/wire.h: SerializeResponse).
+// * Errors the server answers itself, each with a JSON body
+//   {"error":{"code":..,"message":..,"field":..}} and Connection: close:
+//   400 malformed request (or a bad %-escape in the path), 413 body over
+//   max_body_bytes, 431 headers over max_header_bytes, 500 when a handler
+//   throws (it should not; the exception is logged).
+// * Timeouts close the connection without an answer: idle_timeout_ms while
+//   waiting for the first byte of a request, read_timeout_ms from that byte
+//   until the request is complete, read_timeout_ms again for writing a
+//   response (a client that does not read).
+// * "Expect: 100-continue" is answered with 100 Continue before the body.
+// * SSE (Response::sse set): "HTTP/1.1 200 OK", text/event-stream,
+//   Cache-Control: no-cache, Connection: close and no Content-Length; then
+//   frames as the stream produces them, a ": heartbeat" comment every
+//   sse_heartbeat_ms; the connection closes when the stream is closed and
+//   drained. When the client goes away the stream is abandoned, so the
+//   producer's Send() returns false. A stream does not count in
+//   inflight_requests() once its headers are written.
+// * The server installs no signal handlers.
 
 #include <cstdint>
 #include <functional>
@@ -41,14 +63,23 @@ class Server {
   Server(ServerOptions options, std::function<void(Request&, Response&)> handler);
   ~Server();  // calls Shutdown() if still running
 
-  // Binds and starts the I/O threads; returns once listening.
+  // Binds and starts the I/O threads; returns once listening. UNAVAILABLE
+  // when the address cannot be bound, INVALID_ARGUMENT for a bad host/port,
+  // FAILED_PRECONDITION when called twice.
   Status Start();
   // The bound port (useful with port 0). Valid after Start().
   int port() const;
   // Stops accepting, waits for in-flight requests (up to the grace period),
-  // closes all connections and joins the threads. Idempotent, thread-safe.
+  // closes all connections and joins the threads. Idempotent, thread-safe;
+  // a concurrent second call waits for the first. In order: acceptors close
+  // (new connections are refused), idle keep-alive connections close, a
+  // request being read or handled finishes and is answered with
+  // Connection: close, SSE streams are Close()d and drain; after at most
+  // shutdown_grace_ms whatever is left is closed. Must not be called from a
+  // handler (it joins the I/O threads).
   void Shutdown();
-  // Blocks until Shutdown() has completed.
+  // Blocks until Shutdown() has completed (returns at once if it has, or if
+  // Shutdown() ran without a successful Start()).
   void Wait();
   // Open connections and requests being handled right now.
   int64_t open_connections() const;

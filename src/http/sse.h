@@ -24,11 +24,16 @@ class SseStream {
   bool closed() const;
 
   // For the server: takes everything queued (as wire bytes) and whether the
-  // stream is finished. `on_ready` is called (from the producer's thread)
-  // whenever new data or a close arrives; the server re-arms it.
+  // stream is finished (closed and, after this Take, drained).
+  // `on_ready` is called (from the producer's thread, without the lock held)
+  // whenever new data or a close arrives; it stays set until replaced or
+  // Abandon(). SetOnReady calls it at once when data or a close is already
+  // waiting. It must be cheap and must not call back into the stream's
+  // producer side synchronously (the server's posts to its I/O thread).
   std::string Take(bool* finished);
   void SetOnReady(std::function<void()> on_ready);
-  // For the server: the client went away.
+  // For the server: the client went away. Drops queued data, clears
+  // on_ready and makes every later Send()/Comment() return false.
   void Abandon();
 
  private:
