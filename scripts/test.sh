@@ -33,7 +33,7 @@ if [ "${LATHE_SKIP_ASAN:-0}" != 1 ]; then
   step "unit tests under ASan + UBSan"
   [ -f build-asan/build.ninja ] || cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
       -DLATHE_SANITIZE=ON -DLATHE_BENCH=OFF >/dev/null
-  cmake --build build-asan -j "$JOBS" $(cd build-asan && ninja -t targets all | grep -oE '^[a-z_]+_test:' | tr -d ':' | sort -u)
+  cmake --build build-asan -j "$JOBS"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L unit
 fi
