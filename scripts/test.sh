@@ -3,9 +3,9 @@
 #   1. unit tests (ctest), with the store conformance suite on SQLite and on
 #      a private PostgreSQL server started here on a free loopback port
 #   2. the same unit tests built with AddressSanitizer + UBSan
-#   3. integration tests (pytest) driving the real binary, SQLite and PostgreSQL
-#   4. the request-decoding fuzzer for a bounded time
-# Environment: LATHE_SKIP_ASAN=1 / LATHE_SKIP_FUZZ=1 skip steps 2 / 4 (local
+#   3. the request-decoding fuzzer for a bounded time
+#   4. integration tests (pytest) driving the real binary, SQLite and PostgreSQL
+# Environment: LATHE_SKIP_ASAN=1 / LATHE_SKIP_FUZZ=1 skip steps 2 / 3 (local
 # iteration only; CI runs everything). FUZZ_SECONDS (default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,9 +38,6 @@ if [ "${LATHE_SKIP_ASAN:-0}" != 1 ]; then
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L unit
 fi
 
-step "integration tests"
-LATHE_BIN="$ROOT/$BUILD/lathe" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
-
 if [ "${LATHE_SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzzing request decoding for ${FUZZ_SECONDS}s"
   [ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
@@ -50,5 +47,8 @@ if [ "${LATHE_SKIP_FUZZ:-0}" != 1 ]; then
   build-fuzz/fuzz/request_decode_fuzzer -max_total_time="$FUZZ_SECONDS" -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus fuzz/corpus 2>&1 | tail -n 12
 fi
+
+step "integration tests"
+LATHE_BIN="$ROOT/$BUILD/lathe" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
 
 step "all suites passed"
