@@ -282,6 +282,11 @@ StatusOr<Page<Token>> TenancyService::ListTokens(const Principal& p, std::string
     sql += "AND u.name = ? ";
     params.emplace_back(std::string(user));
   }
+  if (p.scoped()) {
+    // A scoped token sees only the tokens of its own scope.
+    sql += "AND t.project_id = ? ";
+    params.emplace_back(p.scope_project_id);
+  }
   sql += "ORDER BY t.id LIMIT ?";
   params.emplace_back(page.limit + 1);
   Page<Token> out;
@@ -309,9 +314,11 @@ StatusOr<Page<Token>> TenancyService::ListTokens(const Principal& p, std::string
 
 Status TenancyService::RevokeToken(const Principal& p, std::string_view token_id) {
   RETURN_IF_ERROR(store::RunInTx(store_, TxMode::kWrite, [&](Tx& tx) -> Status {
-    ASSIGN_OR_RETURN(ResultSet rs,
-                     tx.Query("SELECT user_id FROM tokens WHERE id = ?", {std::string(token_id)}));
+    ASSIGN_OR_RETURN(ResultSet rs, tx.Query("SELECT user_id, project_id FROM tokens WHERE id = ?",
+                                            {std::string(token_id)}));
     bool visible = !rs.empty() && (AsText(rs.rows[0][0]) == p.user_id || (p.is_admin && !p.scoped()));
+    // A scoped token may revoke only tokens of its own scope.
+    if (visible && p.scoped()) visible = AsText(rs.rows[0][1]) == p.scope_project_id;
     if (!visible) return NotFoundError(fmt::format("token \"{}\" not found", token_id));
     return tx
         .Exec("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",

@@ -142,7 +142,8 @@ class TenancyService {
                                      const PageRequest& page);
 
   StatusOr<Token> CreateToken(const Principal& p, const TokenRequest& req);
-  // The caller's tokens; admins may pass `user` ("*" for everyone's).
+  // The caller's tokens; admins may pass `user` ("*" for everyone's). A
+  // project-scoped caller sees (and may revoke) only tokens of its scope.
   StatusOr<Page<Token>> ListTokens(const Principal& p, std::string_view user,
                                    const PageRequest& page);
   Status RevokeToken(const Principal& p, std::string_view token_id);

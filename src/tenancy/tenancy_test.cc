@@ -107,6 +107,13 @@ TEST_F(TenancyTest, ScopedTokenCannotSeeOrChangeAnotherProject) {
   EXPECT_EQ(svc_->CreateToken(scoped, {.name = "x", .project = "b"}).status().code(),
             StatusCode::kNotFound);
   EXPECT_TRUE(svc_->GetProject(admin_, "b").ok());
+  // It sees and revokes only tokens of its own scope.
+  auto tokens = svc_->ListTokens(scoped, "", {});
+  ASSERT_TRUE(tokens.ok());
+  ASSERT_EQ(tokens->items.size(), 1u);
+  EXPECT_EQ(tokens->items[0].project, "a");
+  EXPECT_EQ(svc_->RevokeToken(scoped, admin_.token_id).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(svc_->Authenticate(t->secret).ok());
 }
 
 TEST_F(TenancyTest, RolesGateWrites) {
