@@ -5,6 +5,7 @@
 // are also fed the raw bytes directly.
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "api/api.h"
@@ -22,10 +23,17 @@ struct Fixture {
   std::string token;
 };
 
+std::string* g_dir = nullptr;
+
 Fixture* MakeFixture() {
   lathe::SetLogLevel(lathe::LogLevel::kOff);
   char tmpl[] = "/tmp/lathe-fuzz-XXXXXX";
   std::string dir = mkdtemp(tmpl);
+  g_dir = new std::string(dir);
+  std::atexit([] {
+    std::error_code ec;
+    std::filesystem::remove_all(*g_dir, ec);
+  });
   auto* f = new Fixture();
   auto store = lathe::store::OpenStore({.url = dir + "/lathe.db"});
   if (!store.ok()) std::abort();

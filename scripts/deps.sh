@@ -7,9 +7,9 @@ PACKAGES=(
   build-essential g++ cmake ninja-build ccache pkg-config git clang
   libclang-rt-14-dev clang-format clang-tidy
   libboost-dev libsimdjson-dev libspdlog-dev libfmt-dev libcli11-dev
-  libyaml-cpp-dev nlohmann-json3-dev libssl-dev libsqlite3-dev libpq-dev
+  libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  postgresql sqlite3 curl wrk procps python3 python3-pytest python3-yaml
+  postgresql sqlite3 curl wrk procps python3 python3-pytest
 )
 
 missing=()
