@@ -44,6 +44,25 @@ Page<T> MakePage(const ResultSet& rs, int64_t limit, size_t id_column, F&& decod
   return page;
 }
 
+// PERMISSION_DENIED unless the caller's role in `proj` is at least `min`.
+Status RequireRole(const Project& proj, Role min) {
+  if (static_cast<int>(proj.role) >= static_cast<int>(min)) return OkStatus();
+  return PermissionDeniedError(fmt::format("your role in project \"{}\" is {}; {} is required",
+                                           proj.name, RoleName(proj.role), RoleName(min)));
+}
+
+// FAILED_PRECONDITION when `user_id` is the project's only admin, so that
+// demoting or removing them would leave the project without one.
+Status KeepsAnotherAdmin(Tx& tx, const Project& proj, const std::string& user_id) {
+  ASSIGN_OR_RETURN(ResultSet admins,
+                   tx.Query("SELECT COUNT(*) FROM memberships WHERE project_id = ? AND role = "
+                            "'admin' AND user_id <> ?",
+                            {proj.id, user_id}));
+  if (AsInt(admins.rows[0][0]) > 0) return OkStatus();
+  return FailedPreconditionError(
+      fmt::format("project \"{}\" must keep at least one admin", proj.name), "role");
+}
+
 Status AdminOnly(const Principal& p, std::string_view what) {
   if (!p.is_admin || p.scoped()) {
     return PermissionDeniedError(fmt::format("only server admins can {}", what));
@@ -396,10 +415,7 @@ StatusOr<Project> TenancyService::AuthorizeProject(const Principal& p, std::stri
     ASSIGN_OR_RETURN(proj, ResolveProject(tx, p, name));
     return OkStatus();
   }));
-  if (static_cast<int>(proj.role) < static_cast<int>(min)) {
-    return PermissionDeniedError(fmt::format("your role in project \"{}\" is {}; {} is required",
-                                             name, RoleName(proj.role), RoleName(min)));
-  }
+  RETURN_IF_ERROR(RequireRole(proj, min));
   return proj;
 }
 
@@ -475,10 +491,7 @@ StatusOr<Page<Project>> TenancyService::ListProjects(const Principal& p, const P
 Status TenancyService::DeleteProject(const Principal& p, std::string_view name) {
   RETURN_IF_ERROR(store::RunInTx(store_, TxMode::kWrite, [&](Tx& tx) -> Status {
     ASSIGN_OR_RETURN(Project proj, ResolveProject(tx, p, name));
-    if (proj.role != Role::kAdmin) {
-      return PermissionDeniedError(fmt::format(
-          "your role in project \"{}\" is {}; admin is required", name, RoleName(proj.role)));
-    }
+    RETURN_IF_ERROR(RequireRole(proj, Role::kAdmin));
     return tx.Exec("DELETE FROM projects WHERE id = ?", {proj.id}).status();
   }));
   ForgetTokens();  // tokens scoped to the project are gone with it
@@ -491,23 +504,11 @@ Status TenancyService::SetMember(const Principal& p, std::string_view project, s
                                  Role role) {
   return store::RunInTx(store_, TxMode::kWrite, [&](Tx& tx) -> Status {
     ASSIGN_OR_RETURN(Project proj, ResolveProject(tx, p, project));
-    if (proj.role != Role::kAdmin) {
-      return PermissionDeniedError(fmt::format(
-          "your role in project \"{}\" is {}; admin is required", project, RoleName(proj.role)));
-    }
+    RETURN_IF_ERROR(RequireRole(proj, Role::kAdmin));
     ASSIGN_OR_RETURN(ResultSet u, tx.Query("SELECT id FROM users WHERE name = ?", {std::string(user)}));
     if (u.empty()) return NotFoundError(fmt::format("user \"{}\" not found", user)).WithField("user");
     std::string user_id = AsText(u.rows[0][0]);
-    if (role != Role::kAdmin) {
-      ASSIGN_OR_RETURN(ResultSet admins,
-                       tx.Query("SELECT COUNT(*) FROM memberships WHERE project_id = ? AND role = "
-                                "'admin' AND user_id <> ?",
-                                {proj.id, user_id}));
-      if (AsInt(admins.rows[0][0]) == 0) {
-        return FailedPreconditionError(
-            fmt::format("project \"{}\" must keep at least one admin", project), "role");
-      }
-    }
+    if (role != Role::kAdmin) RETURN_IF_ERROR(KeepsAnotherAdmin(tx, proj, user_id));
     return tx
         .Exec("INSERT INTO memberships (project_id, user_id, role, created_at) VALUES (?, ?, ?, ?) "
               "ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
@@ -520,10 +521,7 @@ Status TenancyService::RemoveMember(const Principal& p, std::string_view project
                                     std::string_view user) {
   return store::RunInTx(store_, TxMode::kWrite, [&](Tx& tx) -> Status {
     ASSIGN_OR_RETURN(Project proj, ResolveProject(tx, p, project));
-    if (proj.role != Role::kAdmin) {
-      return PermissionDeniedError(fmt::format(
-          "your role in project \"{}\" is {}; admin is required", project, RoleName(proj.role)));
-    }
+    RETURN_IF_ERROR(RequireRole(proj, Role::kAdmin));
     ASSIGN_OR_RETURN(ResultSet m,
                      tx.Query("SELECT m.user_id, m.role FROM memberships m JOIN users u ON u.id = "
                               "m.user_id WHERE m.project_id = ? AND u.name = ?",
@@ -532,14 +530,7 @@ Status TenancyService::RemoveMember(const Principal& p, std::string_view project
       return NotFoundError(fmt::format("user \"{}\" is not a member of project \"{}\"", user, project));
     }
     std::string user_id = AsText(m.rows[0][0]);
-    ASSIGN_OR_RETURN(ResultSet admins,
-                     tx.Query("SELECT COUNT(*) FROM memberships WHERE project_id = ? AND role = "
-                              "'admin' AND user_id <> ?",
-                              {proj.id, user_id}));
-    if (AsInt(admins.rows[0][0]) == 0) {
-      return FailedPreconditionError(
-          fmt::format("project \"{}\" must keep at least one admin", project));
-    }
+    RETURN_IF_ERROR(KeepsAnotherAdmin(tx, proj, user_id));
     return tx.Exec("DELETE FROM memberships WHERE project_id = ? AND user_id = ?", {proj.id, user_id})
         .status();
   });
