@@ -30,7 +30,9 @@ int HttpStatusFor(StatusCode code) {
 
 void WriteError(const Status& status, std::string_view request_id, http::Response& res) {
   res.status = HttpStatusFor(status.code());
-  if (res.status >= 500) {
+  const StatusCode code = status.code();
+  if (code == StatusCode::kInternal || code == StatusCode::kUnknown ||
+      code == StatusCode::kDataLoss) {
     LOG_ERROR("request {} failed: {}", request_id, status.ToString());
   }
   if (status.code() == StatusCode::kUnauthenticated) {

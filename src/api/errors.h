@@ -16,7 +16,8 @@ namespace lathe::api {
 int HttpStatusFor(StatusCode code);
 
 // Fills `res` with the JSON error for `status` (which must not be OK).
-// Internal errors are logged with the request id; their message is sent too.
+// INTERNAL, UNKNOWN and DATA_LOSS (bugs, not bad requests) are also logged
+// with the request id; their message is sent too.
 void WriteError(const Status& status, std::string_view request_id, http::Response& res);
 
 }  // namespace lathe::api
