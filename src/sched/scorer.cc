@@ -1,0 +1,328 @@
+#include "sched/scorer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <tuple>
+
+namespace lathe::sched {
+
+std::vector<GpuShare> PackGpus(const ClusterState& state, int n, const Resources& request) {
+  std::vector<GpuShare> out;
+  const int32_t* free = state.gpu_free(n);
+  const int gpus = state.num_gpus(n);
+  if (IsFraction(request)) {
+    int best = -1;
+    for (int i = 0; i < gpus; ++i) {
+      if (free[i] >= request.gpu_milli && (best < 0 || free[i] < free[best])) best = i;
+    }
+    if (best >= 0) out.push_back({best, request.gpu_milli});
+  } else {
+    int k = WholeGpus(request);
+    for (int i = 0; i < gpus && static_cast<int>(out.size()) < k; ++i) {
+      if (free[i] == 1000) out.push_back({i, 1000});
+    }
+  }
+  return out;
+}
+
+std::vector<GpuShare> SpreadGpus(const ClusterState& state, int n, const Resources& request) {
+  if (!IsFraction(request)) return PackGpus(state, n, request);
+  const int32_t* free = state.gpu_free(n);
+  int best = 0;
+  for (int i = 1; i < state.num_gpus(n); ++i) {
+    if (free[i] > free[best]) best = i;
+  }
+  return {{best, request.gpu_milli}};
+}
+
+namespace {
+
+// Volcano binpack: sum over requested resources of (used + request) /
+// allocatable, averaged, times 10.
+double BinpackScore(const ClusterState& state, int n, const Resources& r) {
+  const Resources& cap = state.node(n).capacity;
+  double sum = 0;
+  int dims = 0;
+  auto add = [&](int64_t req, int64_t free, int64_t capacity) {
+    if (req <= 0 || capacity <= 0) return;
+    sum += static_cast<double>(capacity - free + req) / static_cast<double>(capacity);
+    ++dims;
+  };
+  add(r.cpu_milli, state.free_cpu(n), cap.cpu_milli);
+  add(r.memory_mib, state.free_mem(n), cap.memory_mib);
+  add(r.gpu_milli, state.free_gpu_total(n), cap.gpu_milli);
+  return dims == 0 ? 0 : 10 * sum / dims;
+}
+
+class BinpackScorer : public Scorer {
+ public:
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    *gpus = PackGpus(state, n, r);
+    return BinpackScore(state, n, r);
+  }
+};
+
+// Least allocated after placement, over cpu, memory and (if the node has
+// any) GPU.
+class SpreadScorer : public Scorer {
+ public:
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    *gpus = SpreadGpus(state, n, r);
+    const Resources& cap = state.node(n).capacity;
+    double sum = static_cast<double>(state.free_cpu(n) - r.cpu_milli) / std::max<int64_t>(1, cap.cpu_milli) +
+                 static_cast<double>(state.free_mem(n) - r.memory_mib) / std::max<int64_t>(1, cap.memory_mib);
+    int dims = 2;
+    if (cap.gpu_milli > 0) {
+      sum += static_cast<double>(state.free_gpu_total(n) - r.gpu_milli) / cap.gpu_milli;
+      ++dims;
+    }
+    return 10 * sum / dims;
+  }
+  bool RotateStart() const override { return true; }
+};
+
+class RandomScorer : public Scorer {
+ public:
+  explicit RandomScorer(uint64_t seed) : rng_(seed) {}
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    *gpus = PackGpus(state, n, r);
+    return std::uniform_real_distribution<double>(0, 1)(rng_);
+  }
+  bool RotateStart() const override { return true; }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// Remaining resources after placement, each normalised by the largest node's
+// capacity so that dimensions weigh the same; the least remaining wins.
+class BestFitScorer : public Scorer {
+ public:
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    *gpus = PackGpus(state, n, r);
+    const Resources& m = state.max_node_capacity();
+    double rest = static_cast<double>(state.free_cpu(n) - r.cpu_milli) / m.cpu_milli +
+                  static_cast<double>(state.free_mem(n) - r.memory_mib) / m.memory_mib +
+                  static_cast<double>(state.free_gpu_total(n) - r.gpu_milli) / m.gpu_milli;
+    return -rest;
+  }
+};
+
+// Dot product of the node's free vector and the request, both normalised by
+// the largest node's capacity; the smallest wins.
+class DotProductScorer : public Scorer {
+ public:
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    *gpus = PackGpus(state, n, r);
+    const Resources& m = state.max_node_capacity();
+    auto term = [](int64_t free, int64_t req, int64_t max) {
+      return (static_cast<double>(free) / max) * (static_cast<double>(req) / max);
+    };
+    return -(term(state.free_cpu(n), r.cpu_milli, m.cpu_milli) +
+             term(state.free_mem(n), r.memory_mib, m.memory_mib) +
+             term(state.free_gpu_total(n), r.gpu_milli, m.gpu_milli));
+  }
+};
+
+// Tiers: a fraction on an already occupied GPU (3), idle GPUs of a node
+// that already runs GPU work (2), an idle node (1); within a tier fewer
+// free GPUs first. CPU-only tasks bin-pack.
+class GpuPackingScorer : public Scorer {
+ public:
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    *gpus = PackGpus(state, n, r);
+    if (r.gpu_milli == 0) return BinpackScore(state, n, r);
+    const int32_t* free = state.gpu_free(n);
+    const int total = state.num_gpus(n);
+    double tier = state.free_gpu_total(n) < 1000LL * total ? 2 : 1;
+    if (IsFraction(r) && !gpus->empty() && free[(*gpus)[0].index] < 1000) tier = 3;
+    return tier * 100 - static_cast<double>(state.free_gpu_total(n)) / 1000.0;
+  }
+};
+
+// Nodes that already run tasks with the same GPU request first (most such
+// tasks first), then bin-packing.
+class GpuClusteringScorer : public Scorer {
+ public:
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    *gpus = PackGpus(state, n, r);
+    double same = r.gpu_milli > 0 ? state.TasksWithGpuRequest(n, r.gpu_milli) : 0;
+    return same * 100 + BinpackScore(state, n, r);
+  }
+};
+
+// FGD: place the task where the node's fragmentation F_n(M) grows least.
+// For a fraction every distinct free level among the fitting GPUs is tried
+// (the choice of GPU is where most of FGD's gain comes from). Ties (e.g.
+// CPU-only tasks on CPU-only nodes) go to the better bin-packing node.
+class FgdScorer : public Scorer {
+ public:
+  explicit FgdScorer(std::vector<WorkloadClass> workload) : workload_(std::move(workload)) {}
+
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    const int count = state.num_gpus(n);
+    const int32_t* free = state.gpu_free(n);
+    double before = Fragmentation(state, n);
+    scratch_.assign(free, free + count);
+    int64_t cpu = state.free_cpu(n) - r.cpu_milli;
+    int64_t mem = state.free_mem(n) - r.memory_mib;
+    double best_after = 0;
+    if (IsFraction(r)) {
+      int best = -1;
+      for (int i = 0; i < count; ++i) {
+        if (free[i] < r.gpu_milli) continue;
+        bool seen = false;  // same free level as an earlier GPU: same result
+        for (int j = 0; j < i && !seen; ++j) seen = free[j] == free[i];
+        if (seen) continue;
+        scratch_[i] -= static_cast<int32_t>(r.gpu_milli);
+        double after = NodeFragmentation(cpu, mem, scratch_.data(), count, workload_);
+        scratch_[i] += static_cast<int32_t>(r.gpu_milli);
+        if (best < 0 || after < best_after) {
+          best = i;
+          best_after = after;
+        }
+      }
+      *gpus = {{best, r.gpu_milli}};
+    } else {
+      *gpus = PackGpus(state, n, r);
+      for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
+      best_after = NodeFragmentation(cpu, mem, scratch_.data(), count, workload_);
+    }
+    return (before - best_after) + 1e-6 * BinpackScore(state, n, r);
+  }
+
+ private:
+  // F_n before placement, cached per node version.
+  double Fragmentation(const ClusterState& state, int n) {
+    if (cache_.size() < static_cast<size_t>(state.num_nodes())) {
+      cache_.resize(state.num_nodes(), {UINT64_MAX, 0});
+    }
+    auto& [version, value] = cache_[n];
+    if (version != state.version(n)) {
+      version = state.version(n);
+      value = NodeFragmentation(state.free_cpu(n), state.free_mem(n), state.gpu_free(n),
+                                state.num_gpus(n), workload_);
+    }
+    return value;
+  }
+
+  std::vector<WorkloadClass> workload_;
+  std::vector<std::pair<uint64_t, double>> cache_;
+  std::vector<int32_t> scratch_;
+};
+
+struct ScorerEntry {
+  const char* name;
+  std::unique_ptr<Scorer> (*make)(const ScorerEnv& env);
+};
+
+const ScorerEntry kScorers[] = {
+    {"binpack", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<BinpackScorer>(); }},
+    {"spread", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<SpreadScorer>(); }},
+    {"fgd",
+     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
+       return std::make_unique<FgdScorer>(FgdWorkload(*env.snapshot, *env.policy));
+     }},
+    {"random",
+     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
+       return std::make_unique<RandomScorer>(env.policy->seed);
+     }},
+    {"bestfit", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<BestFitScorer>(); }},
+    {"dotproduct", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<DotProductScorer>(); }},
+    {"gpu-packing", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<GpuPackingScorer>(); }},
+    {"gpu-clustering", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<GpuClusteringScorer>(); }},
+};
+
+}  // namespace
+
+double NodeFragmentation(int64_t cpu_free, int64_t mem_free, const int32_t* gpu_free, int num_gpus,
+                         const std::vector<WorkloadClass>& workload) {
+  int64_t total = 0;
+  int32_t max_free = 0;
+  int whole = 0;
+  for (int i = 0; i < num_gpus; ++i) {
+    total += gpu_free[i];
+    max_free = std::max(max_free, gpu_free[i]);
+    if (gpu_free[i] == 1000) ++whole;
+  }
+  if (total == 0) return 0;
+  double f = 0;
+  for (const WorkloadClass& m : workload) {
+    const Resources& r = m.request;
+    bool fits = cpu_free >= r.cpu_milli && mem_free >= r.memory_mib &&
+                (r.gpu_milli <= 0 || (r.gpu_milli < 1000 ? max_free >= r.gpu_milli
+                                                           : whole >= r.gpu_milli / 1000));
+    if (!fits || r.gpu_milli <= 0) {
+      // The task cannot run here (or uses no GPU): every free GPU milli is
+      // lost to it.
+      f += m.weight * static_cast<double>(total);
+      continue;
+    }
+    // It can run: GPUs with less free than it needs per GPU are lost to it.
+    int64_t per_gpu = std::min<int64_t>(r.gpu_milli, 1000);
+    int64_t lost = 0;
+    for (int i = 0; i < num_gpus; ++i) {
+      if (gpu_free[i] < per_gpu) lost += gpu_free[i];
+    }
+    f += m.weight * static_cast<double>(lost);
+  }
+  return f;
+}
+
+std::vector<WorkloadClass> FgdWorkload(const Snapshot& snapshot, const Policy& policy) {
+  std::vector<WorkloadClass> out;
+  if (!policy.workload.empty()) {
+    out = policy.workload;
+  } else {
+    // CPU-only classes add the same amount to every node's F_n change, so
+    // they are left out: they do not change the argmin.
+    std::map<std::tuple<int64_t, int64_t, int64_t>, double> counts;
+    auto add = [&](const Job& job) {
+      for (const TaskGroup& g : job.groups) {
+        if (g.request.gpu_milli <= 0) continue;
+        counts[{g.request.gpu_milli, g.request.cpu_milli, g.request.memory_mib}] += g.count;
+      }
+    };
+    for (const Job& j : snapshot.pending) add(j);
+    for (const RunningJob& rj : snapshot.running) add(rj.job);
+    for (const auto& [k, w] : counts) {
+      out.push_back({Resources{std::get<1>(k), std::get<2>(k), std::get<0>(k)}, w});
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const WorkloadClass& a, const WorkloadClass& b) { return a.weight > b.weight; });
+    if (out.size() > static_cast<size_t>(kMaxWorkloadClasses)) out.resize(kMaxWorkloadClasses);
+  }
+  double sum = 0;
+  for (const WorkloadClass& m : out) sum += m.weight;
+  if (sum > 0) {
+    for (WorkloadClass& m : out) m.weight /= sum;
+  }
+  return out;
+}
+
+StatusOr<std::unique_ptr<Scorer>> MakeScorer(const std::string& name, const ScorerEnv& env) {
+  for (const ScorerEntry& e : kScorers) {
+    if (name == e.name) return e.make(env);
+  }
+  return NotFoundError(fmt::format("no placement scorer named \"{}\" (known: {})", name,
+                                   fmt::join(ScorerNames(), ", ")));
+}
+
+std::vector<std::string> ScorerNames() {
+  std::vector<std::string> names;
+  for (const ScorerEntry& e : kScorers) names.push_back(e.name);
+  return names;
+}
+
+}  // namespace lathe::sched
