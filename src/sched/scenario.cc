@@ -532,6 +532,62 @@ std::vector<std::string> CheckPlanInvariants(const Snapshot& s, const Policy& po
       bad.push_back(fmt::format("queue {} over its ceiling", s.queues[q].name));
     }
   }
+  // Preemptions: running, preemptible victims, each once, for pending jobs
+  // that are not bound; a victim of another queue (reclaim) never takes its
+  // queue below its guarantee.
+  std::map<std::string, const RunningJob*> running;
+  for (const RunningJob& rj : s.running) running[rj.job.id] = &rj;
+  std::set<std::string> victims;
+  // Walk the preemptions in plan order as the scheduler made them: what a
+  // queue holds is running + binds - victims so far + the gangs of earlier
+  // preemptors (they hold their room). A reclaim victim must leave its
+  // queue at or above its guarantee in every resource it uses.
+  std::vector<Resources> held = queue_alloc;
+  auto add_path = [&](const std::string& queue, const Resources& r, int sign) {
+    for (int q = queue_index[queue]; q >= 0;
+         q = s.queues[q].parent.empty() ? -1 : queue_index[s.queues[q].parent]) {
+      if (sign > 0) {
+        held[q] += r;
+      } else {
+        held[q] -= r;
+      }
+    }
+  };
+  auto gang_of = [&](const Job& job) {
+    Resources gang;
+    int left = policy.gang ? job.GangSize() : 1;
+    for (const TaskGroup& g : job.groups) {
+      int take = std::min(left, g.count);
+      gang += g.request * take;
+      left -= take;
+    }
+    return gang;
+  };
+  std::string current;
+  for (size_t i = 0; i <= plan.preemptions.size(); ++i) {
+    const std::string next = i < plan.preemptions.size() ? plan.preemptions[i].for_job_id : "";
+    if (next != current && !current.empty() && pending.count(current)) {
+      add_path(pending[current]->queue, gang_of(*pending[current]), +1);
+    }
+    current = next;
+    if (i == plan.preemptions.size()) break;
+    const Preemption& p = plan.preemptions[i];
+    auto v = running.find(p.job_id);
+    auto f = pending.find(p.for_job_id);
+    if (v == running.end() || f == pending.end()) continue;
+    Resources use;
+    for (const TaskPlacement& tp : v->second->tasks) use += v->second->job.groups[tp.group].request;
+    int q = queue_index[v->second->job.queue];
+    const Resources& g = s.queues[q].guarantee;
+    if (v->second->job.queue != f->second->queue &&
+        ((use.cpu_milli > 0 && held[q].cpu_milli - use.cpu_milli < g.cpu_milli) ||
+         (use.memory_mib > 0 && held[q].memory_mib - use.memory_mib < g.memory_mib) ||
+         (use.gpu_milli > 0 && held[q].gpu_milli - use.gpu_milli < g.gpu_milli))) {
+      bad.push_back(fmt::format("reclaiming {} took queue {} below its guarantee", p.job_id,
+                                s.queues[q].name));
+    }
+    add_path(v->second->job.queue, use, -1);
+  }
   std::set<std::string> reasoned;
   for (const PendingReason& p : plan.pending) {
     if (p.reason.empty()) bad.push_back(fmt::format("{}: empty pending reason", p.job_id));

@@ -9,6 +9,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "sched/cycle.h"
 #include "sched/cluster_state.h"
 #include "sched/describe.h"
 #include "sched/queues.h"
@@ -16,6 +17,7 @@
 #include "sched/statement.h"
 
 namespace lathe::sched {
+namespace internal {
 namespace {
 
 // Up to this many nodes every fitting node is scored; above it, the first
@@ -51,82 +53,20 @@ std::string LabelsText(const std::map<std::string, std::string>& labels) {
 }
 
 // Where a job may run, by its static constraints only.
-struct Eligibility {
-  std::vector<PositionRange> ranges;
-  std::string where;   // "" or " on nodes with label x=y", for reasons
-  std::string reason;  // why no node at all, when ranges is empty
-  std::string excluded;  // "; 1 node excluded by taint k=v:NoSchedule", for reasons
-  // Requests that found no fitting node, with the reason (see failures_).
-  std::vector<std::pair<Resources, std::string>> failures;
-};
 
-struct JobEntry {
-  const Job* job = nullptr;
-  int queue = -1;
-  Resources total;  // all tasks
-  Resources gang;   // the first GangSize() tasks
-  double priority = 0;  // effective, with aging
-  double size = 0;      // dominant share of the cluster, for largest_first
-};
+}  // namespace
 
-class Cycle {
- public:
-  Cycle(const Snapshot& snapshot, const Policy& policy)
-      : snapshot_(snapshot),
-        policy_(policy),
-        state_(snapshot),
-        queues_(snapshot, state_.total()) {
-    ScorerEnv env{&snapshot, &policy};
-    auto scorer = MakeScorer(policy.scorer, env);
-    scorer_ = scorer.ok() ? std::move(scorer).value() : MakeScorer("binpack", env).value();
-    int n = state_.num_nodes();
-    candidate_limit_ =
-        n <= kScoreAllNodesUpTo ? std::max(n, 1) : std::max(kMinCandidates, n / kCandidateDivisor);
-  }
-
-  Plan Run();
-
- private:
-  void BuildJobs();
-  int PickQueue();
-  void Allocate(JobEntry& e);
-  // Places one task; false (with *why for the first task of a job) if no
-  // node fits.
-  bool PlaceTask(const JobEntry& e, Eligibility& el, const Resources& req, bool first,
-                 Statement& st, TaskPlacement* out, std::string* why);
-  Eligibility& EligibilityOf(const Job& job);
-  std::string Diagnose(const Eligibility& el, const Resources& req) const;
-  void Pend(const JobEntry& e, std::string reason) {
-    plan_.pending.push_back({e.job->id, std::move(reason)});
-    failed_.push_back({&e, plan_.pending.size() - 1});
-  }
-
-  const Snapshot& snapshot_;
-  const Policy& policy_;
-  ClusterState state_;
-  QueueTree queues_;
-  std::unique_ptr<Scorer> scorer_;
-  int candidate_limit_ = 1;
-  int rotate_ = 0;  // next start position for rotating scorers
-
-  std::vector<JobEntry> jobs_;
-  // Per queue: its pending jobs in job order and the next one to try.
-  std::vector<std::vector<JobEntry*>> queue_jobs_;
-  std::vector<size_t> cursor_;
-  std::vector<int> active_;  // queues in the subtree with jobs left
-
-  // Static eligibility per constraint signature. Within a cycle free
-  // resources only shrink (except when a Statement is discarded, which
-  // restores an earlier state), so a request that found no node for the
-  // first task of a job stays unplaceable, and so does any request at least
-  // as large in every dimension: failures are remembered per eligibility and
-  // answered without a search.
-  std::unordered_map<std::string, Eligibility> eligibility_;
-  std::vector<int> fitting_;
-  // Jobs that did not get a bind, with their index in plan_.pending.
-  std::vector<std::pair<const JobEntry*, size_t>> failed_;
-  Plan plan_;
-};
+Cycle::Cycle(const Snapshot& snapshot, const Policy& policy)
+    : snapshot_(snapshot), policy_(policy), state_(snapshot), queues_(snapshot, state_.total()) {
+  ScorerEnv env{&snapshot, &policy};
+  auto scorer = MakeScorer(policy.scorer, env);
+  scorer_ = scorer.ok() ? std::move(scorer).value() : MakeScorer("binpack", env).value();
+  int n = state_.num_nodes();
+  candidate_limit_ =
+      n <= kScoreAllNodesUpTo ? std::max(n, 1) : std::max(kMinCandidates, n / kCandidateDivisor);
+  evicted_.assign(snapshot.running.size(), false);
+  for (const RunningJob& rj : snapshot.running) running_queue_.push_back(queues_.Index(rj.job.queue));
+}
 
 void Cycle::BuildJobs() {
   const Resources& total = state_.total();
@@ -357,7 +297,7 @@ bool Cycle::PlaceTask(const JobEntry& e, Eligibility& el, const Resources& req, 
                       Statement& st, TaskPlacement* out, std::string* why) {
   (void)e;
   for (const auto& [failed, reason] : el.failures) {
-    if (failed.FitsIn(req)) {
+    if (remember_failures_ && failed.FitsIn(req)) {
       *why = reason;
       return false;
     }
@@ -368,7 +308,8 @@ bool Cycle::PlaceTask(const JobEntry& e, Eligibility& el, const Resources& req, 
   if (fitting_.empty()) {
     *why = Diagnose(el, req);
     // Only a failure against the committed state is safe to remember.
-    if (first && st.size() == 0 && el.failures.size() < kMaxRememberedFailures) {
+    if (remember_failures_ && first && st.size() == 0 &&
+        el.failures.size() < kMaxRememberedFailures) {
       el.failures.emplace_back(req, *why);
     }
     return false;
@@ -392,6 +333,44 @@ bool Cycle::PlaceTask(const JobEntry& e, Eligibility& el, const Resources& req, 
   return true;
 }
 
+int Cycle::PlaceTasks(const JobEntry& e, Eligibility& el, Statement& st, Bind* bind,
+                      std::string* first_failure, int max_tasks) {
+  const Job& job = *e.job;
+  const int gang = policy_.gang ? job.GangSize() : 1;
+  const int total = job.TotalTasks();
+  int placed = 0, tried = 0;
+  for (int g = 0; g < static_cast<int>(job.groups.size()); ++g) {
+    const TaskGroup& tg = job.groups[g];
+    for (int t = 0; t < tg.count && placed < max_tasks; ++t) {
+      ++tried;
+      // Each task must fit the queue given what the job already placed (the
+      // up-front check covered the first GangSize() tasks only if they all
+      // place).
+      std::string q = queues_.CheckAllocatable(e.queue, tg.request);
+      if (!q.empty()) {
+        if (first_failure->empty()) *first_failure = q;
+        tried += tg.count - t - 1;
+        break;
+      }
+      TaskPlacement tp;
+      tp.group = g;
+      tp.index = t;
+      std::string task_why;
+      if (!PlaceTask(e, el, tg.request, placed == 0, st, &tp, &task_why)) {
+        if (first_failure->empty()) *first_failure = task_why;
+        // Identical tasks of the group will not fit either.
+        tried += tg.count - t - 1;
+        break;
+      }
+      bind->tasks.push_back(std::move(tp));
+      ++placed;
+    }
+    // Stop early when the gang can no longer be reached.
+    if (placed + (total - tried) < gang) break;
+  }
+  return placed;
+}
+
 void Cycle::Allocate(JobEntry& e) {
   const Job& job = *e.job;
   ++plan_.stats.jobs_considered;
@@ -408,43 +387,11 @@ void Cycle::Allocate(JobEntry& e) {
     return;
   }
   const int gang = policy_.gang ? job.GangSize() : 1;
-  const int total = job.TotalTasks();
   Statement st(&state_, &queues_);
   Bind bind;
   bind.job_id = job.id;
-  int placed = 0, tried = 0;
   std::string first_failure;
-  for (int g = 0; g < static_cast<int>(job.groups.size()); ++g) {
-    const TaskGroup& tg = job.groups[g];
-    for (int t = 0; t < tg.count; ++t) {
-      ++tried;
-      {
-        // Each task must fit the queue given what the job already placed
-        // (the up-front check covered the first GangSize() tasks only if
-        // they all place).
-        std::string q = queues_.CheckAllocatable(e.queue, tg.request);
-        if (!q.empty()) {
-          if (first_failure.empty()) first_failure = q;
-          tried += tg.count - t - 1;
-          break;
-        }
-      }
-      TaskPlacement tp;
-      tp.group = g;
-      tp.index = t;
-      std::string task_why;
-      if (!PlaceTask(e, el, tg.request, placed == 0, st, &tp, &task_why)) {
-        if (first_failure.empty()) first_failure = task_why;
-        // Identical tasks of the group will not fit either.
-        tried += tg.count - t - 1;
-        break;
-      }
-      bind.tasks.push_back(std::move(tp));
-      ++placed;
-    }
-    // Stop early when the gang can no longer be reached.
-    if (placed + (total - tried) < gang) break;
-  }
+  int placed = PlaceTasks(e, el, st, &bind, &first_failure);
   if (placed >= gang && placed > 0) {
     st.Commit();
     plan_.stats.tasks_placed += placed;
@@ -472,13 +419,14 @@ Plan Cycle::Run() {
     }
     Allocate(*e);
   }
+  if (policy_.preempt || policy_.reclaim) Evict();
   return std::move(plan_);
 }
 
-}  // namespace
+}  // namespace internal
 
 Plan Schedule(const Snapshot& snapshot, const Policy& policy) {
-  Cycle cycle(snapshot, policy);
+  internal::Cycle cycle(snapshot, policy);
   return cycle.Run();
 }
 
