@@ -196,29 +196,30 @@ void ClusterState::Release(int n, const Resources& request, const std::vector<Gp
 }
 
 void ClusterState::Collect(int t, int l, int r, int lo, int hi, const Resources& request,
-                           int limit, std::vector<int>* out, int64_t* visited) const {
+                           int limit, std::vector<int>* out, int64_t* visited,
+                           const std::vector<char>* excluded) const {
   if (static_cast<int>(out->size()) >= limit || r <= lo || hi <= l) return;
   ++*visited;
   if (!TreeFits(tree_[t], request)) return;
   if (r - l == 1) {
-    out->push_back(by_position_[l]);
+    if (excluded == nullptr || !(*excluded)[by_position_[l]]) out->push_back(by_position_[l]);
     return;
   }
   int m = (l + r) / 2;
-  Collect(2 * t, l, m, lo, hi, request, limit, out, visited);
-  Collect(2 * t + 1, m, r, lo, hi, request, limit, out, visited);
+  Collect(2 * t, l, m, lo, hi, request, limit, out, visited, excluded);
+  Collect(2 * t + 1, m, r, lo, hi, request, limit, out, visited, excluded);
 }
 
 void ClusterState::FindFitting(const std::vector<PositionRange>& ranges, const Resources& request,
-                               int start, int limit, std::vector<int>* out,
-                               int64_t* visited) const {
+                               int start, int limit, std::vector<int>* out, int64_t* visited,
+                               const std::vector<char>* excluded) const {
   // First the parts of the ranges at or after `start`, then those before.
   for (int pass = 0; pass < 2; ++pass) {
     for (const PositionRange& pr : ranges) {
       int lo = pass == 0 ? std::max(pr.lo, start) : pr.lo;
       int hi = pass == 0 ? pr.hi : std::min(pr.hi, start);
       if (lo >= hi) continue;
-      Collect(1, 0, tree_size_, lo, hi, request, limit, out, visited);
+      Collect(1, 0, tree_size_, lo, hi, request, limit, out, visited, excluded);
       if (static_cast<int>(out->size()) >= limit) return;
     }
   }

@@ -85,8 +85,11 @@ class ClusterState {
   // Appends to *out (in position order, starting at the first position >=
   // `start` and wrapping around within `ranges`) up to `limit` nodes that
   // Fit `request`. Adds the number of tree nodes visited to *visited.
+  // Nodes with a non-zero entry in `excluded` (indexed by node, may be
+  // null) are skipped.
   void FindFitting(const std::vector<PositionRange>& ranges, const Resources& request, int start,
-                   int limit, std::vector<int>* out, int64_t* visited) const;
+                   int limit, std::vector<int>* out, int64_t* visited,
+                   const std::vector<char>* excluded = nullptr) const;
 
  private:
   struct Free {
@@ -100,7 +103,7 @@ class ClusterState {
   void UpdateTree(int position);
   bool TreeFits(const Free& f, const Resources& r) const;
   void Collect(int tree_node, int l, int r, int lo, int hi, const Resources& request, int limit,
-               std::vector<int>* out, int64_t* visited) const;
+               std::vector<int>* out, int64_t* visited, const std::vector<char>* excluded) const;
   void CountGpuKind(int n, int64_t gpu_milli, int delta);
 
   std::vector<const Node*> nodes_;

@@ -27,8 +27,9 @@ struct Eligibility {
   std::string where;   // "" or " on nodes with label x=y", for reasons
   std::string reason;  // why no node at all, when ranges is empty
   std::string excluded;  // "; 1 node excluded by taint k=v:NoSchedule", for reasons
-  // Requests that found no fitting node, with the reason (see failures_).
-  std::vector<std::pair<Resources, std::string>> failures;
+  // Requests that found no fitting node, with the reason (see
+  // eligibility_): [0] with every node, [1] without the reserved nodes.
+  std::vector<std::pair<Resources, std::string>> failures[2];
 };
 
 struct JobEntry {
@@ -70,6 +71,15 @@ class Cycle {
   bool TryEvict(const JobEntry& e, bool reclaim, size_t pending_index);
   // Whether pending e may preempt running job r of its own queue.
   bool Outranks(const JobEntry& e, const RunningJob& r) const;
+  // backfill.cc: EASY backfill. Computes the reservation of e (the first
+  // job that could not be placed for want of free resources): the earliest
+  // time, by the runtime estimates of running and just-bound jobs, at which
+  // its gang fits, and the nodes it would take then.
+  void Reserve(const JobEntry& e, Eligibility& el, size_t pending_index);
+  // Whether job e may use the reserved nodes: it ends, by its estimate,
+  // before the reservation starts.
+  bool MayUseReservedNodes(const JobEntry& e) const;
+
   // Whether r has a task on a node that e may use.
   bool Touches(const Eligibility& el, const RunningJob& r) const;
   // Releases (sign -1) or re-takes (+1) running job r's resources.
@@ -90,6 +100,15 @@ class Cycle {
   // False once resources can be freed (eviction), see eligibility_.
   bool remember_failures_ = true;
   std::vector<bool> evicted_;  // per snapshot_.running index
+  // Jobs bound this cycle, with their index in plan_.binds (for backfill).
+  std::vector<std::pair<const JobEntry*, size_t>> bound_;
+  // The EASY reservation, once made: its job, start, and per node whether
+  // it is reserved; exclude_ points at reserved_ while a job that may not
+  // use reserved nodes is being placed.
+  const JobEntry* reserved_for_ = nullptr;
+  int64_t reserved_start_ = 0;
+  std::vector<char> reserved_;
+  const std::vector<char>* exclude_ = nullptr;
   std::vector<int> running_queue_;
 
   std::vector<JobEntry> jobs_;

@@ -159,6 +159,10 @@ bool Cycle::TryEvict(const JobEntry& e, bool reclaim, size_t pending_index) {
     }
     MoveRunning(v.index, -1);
     chosen.push_back(v.index);
+    // Cheap test first: the cluster's free total must hold the gang.
+    Resources used;
+    for (int t : queues_.top_level()) used += queues_.allocated(t);
+    if (!e.gang.FitsIn(state_.total() - used)) continue;
     if (fits()) {
       ok = true;
       break;

@@ -296,21 +296,25 @@ std::string Cycle::Diagnose(const Eligibility& el, const Resources& req) const {
 bool Cycle::PlaceTask(const JobEntry& e, Eligibility& el, const Resources& req, bool first,
                       Statement& st, TaskPlacement* out, std::string* why) {
   (void)e;
-  for (const auto& [failed, reason] : el.failures) {
-    if (remember_failures_ && failed.FitsIn(req)) {
-      *why = reason;
-      return false;
+  // A failure with every node holds without the reserved nodes too.
+  for (int mode = 0; remember_failures_ && mode <= (exclude_ != nullptr ? 1 : 0); ++mode) {
+    for (const auto& [failed, reason] : el.failures[mode]) {
+      if (failed.FitsIn(req)) {
+        *why = reason;
+        return false;
+      }
     }
   }
   fitting_.clear();
   int start = scorer_->RotateStart() ? rotate_ : 0;
-  state_.FindFitting(el.ranges, req, start, candidate_limit_, &fitting_, &plan_.stats.node_evaluations);
+  state_.FindFitting(el.ranges, req, start, candidate_limit_, &fitting_, &plan_.stats.node_evaluations,
+                     exclude_);
   if (fitting_.empty()) {
     *why = Diagnose(el, req);
     // Only a failure against the committed state is safe to remember.
-    if (remember_failures_ && first && st.size() == 0 &&
-        el.failures.size() < kMaxRememberedFailures) {
-      el.failures.emplace_back(req, *why);
+    auto& failures = el.failures[exclude_ != nullptr ? 1 : 0];
+    if (remember_failures_ && first && st.size() == 0 && failures.size() < kMaxRememberedFailures) {
+      failures.emplace_back(req, *why);
     }
     return false;
   }
@@ -391,20 +395,36 @@ void Cycle::Allocate(JobEntry& e) {
   Bind bind;
   bind.job_id = job.id;
   std::string first_failure;
+  exclude_ = reserved_for_ != nullptr && !MayUseReservedNodes(e) ? &reserved_ : nullptr;
   int placed = PlaceTasks(e, el, st, &bind, &first_failure);
+  const bool excluded = exclude_ != nullptr;
+  exclude_ = nullptr;
   if (placed >= gang && placed > 0) {
     st.Commit();
     plan_.stats.tasks_placed += placed;
+    bound_.emplace_back(&e, plan_.binds.size());
     plan_.binds.push_back(std::move(bind));
     return;
   }
   st.Discard();
+  std::string reason = first_failure;
   if (job.GangSize() > 1 && policy_.gang) {
-    Pend(e, fmt::format("gang needs {} tasks{}{}; only {} fit: {}", job.GangSize(),
-                        job.groups.size() == 1 ? " of " + DescribeResources(job.groups[0].request) : "",
-                        el.where.empty() ? "" : " on nodes" + el.where, placed, first_failure));
-  } else {
-    Pend(e, first_failure);
+    reason = fmt::format("gang needs {} tasks{}{}; only {} fit: {}", job.GangSize(),
+                         job.groups.size() == 1 ? " of " + DescribeResources(job.groups[0].request) : "",
+                         el.where.empty() ? "" : " on nodes" + el.where, placed, first_failure);
+  }
+  if (excluded) {
+    reason += fmt::format(
+        "; nodes reserved for job {} from t={} were not considered (the job {} before then)",
+        reserved_for_->job->id, reserved_start_,
+        job.runtime_estimate ? "would still run" : "has no runtime estimate to show it ends");
+  }
+  Pend(e, reason);
+  // Only a job short of free resources gets the reservation, not one held
+  // back by its queue, its constraints or an existing reservation.
+  if (policy_.backfill && reserved_for_ == nullptr && !excluded &&
+      queues_.CheckAllocatable(e.queue, e.gang).empty()) {
+    Reserve(e, el, plan_.pending.size() - 1);
   }
 }
 
