@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/server_command.h"
 #include "cli/server_config.h"
+#include "cli/sim_command.h"
 
 namespace lathe::cli {
 namespace {
@@ -174,6 +175,42 @@ int Main(int argc, char** argv) {
   CLI::App* u_ls = users->add_subcommand("ls", "List users");
   AddListFlags(u_ls, &list);
   u_ls->callback([&] { run(UserList(client, list, std::cout)); });
+
+  // ---- sim
+  CLI::App* sim = app.add_subcommand(
+      "sim", "Simulate the scheduler on a cluster trace in virtual time, comparing policies");
+  SimCommandOptions so;
+  sim->add_option("--trace", so.trace, "Trace file, or PODS,NODES for openb")->required();
+  sim->add_option("--format", so.format, "Trace format: philly, openb or csv")
+      ->required()
+      ->check(CLI::IsMember({"philly", "openb", "csv"}));
+  sim->add_option("--cluster", so.cluster,
+                  "Cluster-and-queues YAML (optional for openb with a node list)");
+  sim->add_option("--policies", so.policies, "Comma-separated policies (default fifo,lathe)");
+  sim->add_option("--mode", so.mode,
+                  "events (arrivals and completions) or fgd-fill (FGD's fill-to-capacity protocol)")
+      ->check(CLI::IsMember({"events", "fgd-fill"}));
+  sim->add_option("--max-jobs", so.max_jobs, "Simulate only the first N selected jobs (0 = all)");
+  sim->add_option("--sample-every", so.sample_every, "Keep every K-th job of the trace");
+  sim->add_option("--start", so.start, "Keep jobs submitted at or after S seconds from trace start");
+  sim->add_option("--end", so.end, "Keep jobs submitted before E seconds from trace start");
+  sim->add_option("--queues", so.queues, "Keep only jobs of these trace queues (comma-separated)");
+  sim->add_option("--cycle-seconds", so.cycle_seconds,
+                  "Schedule every N virtual seconds (default: after every event batch)");
+  sim->add_option("--sample-seconds", so.sample_seconds,
+                  "Utilisation series interval (default: trace span / 200)");
+  sim->add_option("--seed", so.seed, "Seed for random choices and fgd-fill sampling (default 1)");
+  sim->add_option("--on-bad-row", so.on_bad_row, "abort (default) or skip bad trace rows")
+      ->check(CLI::IsMember({"abort", "skip"}));
+  sim->add_option("--fill-until", so.fill_until,
+                  "fgd-fill: stop when requested GPUs reach this % of capacity (default 100)");
+  sim->add_flag("--no-estimates", so.no_estimates, "Do not tell the scheduler job durations");
+  sim->add_flag("--validate", so.validate, "Validate every snapshot (slower)");
+  sim->add_flag("-q,--quiet", so.quiet, "No progress on stderr");
+  sim->callback([&] {
+    so.output = client.output;
+    run(RunSim(so, std::cout, std::cerr));
+  });
 
   // Global options are accepted after the subcommand too.
   for (CLI::App* sub : app.get_subcommands({})) {
