@@ -1,7 +1,9 @@
 // Scheduling-cycle benchmark: one Schedule() call on a large synthetic
 // cluster. Results and machine in sched.md.
 //
-//   sched_bench [policy ...]     (default: lathe drf spread)
+//   sched_bench [--quarter] [policy ...]   (default: lathe drf spread fgd)
+//
+// --quarter runs only the 1/4 size.
 //
 // Full size: 10,000 nodes (40 % 8-GPU, 30 % 2-GPU, 30 % CPU-only), 100,000
 // pending single-task jobs (a third fractional GPU, a third one GPU, a third
@@ -97,18 +99,26 @@ double PeakRssMib() {
 
 int main(int argc, char** argv) {
   std::vector<std::string> policies;
-  for (int i = 1; i < argc; ++i) policies.push_back(argv[i]);
-  if (policies.empty()) policies = {"lathe", "drf", "spread"};
+  std::vector<int> divisors = {4, 2, 1};
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--quarter") {
+      divisors = {4};
+    } else {
+      policies.push_back(argv[i]);
+    }
+  }
+  if (policies.empty()) policies = {"lathe", "drf", "spread", "fgd"};
 
-  std::printf("%-8s %5s %7s %8s %9s %9s %12s %10s %10s %9s %8s\n", "policy", "size", "nodes",
-              "jobs", "cycle_ms", "bound", "tasks", "decide/s", "place/s", "evals/job", "gpu_use");
+  std::printf("%-8s %5s %7s %8s %9s %9s %9s %10s %10s %9s %8s %4s\n", "policy", "size", "nodes",
+              "jobs", "cycle_ms", "bound", "tasks", "decide/s", "place/s", "evals/job", "gpu_use",
+              "resv");
   for (const std::string& name : policies) {
     auto policy = lathe::sched::NamedPolicy(name);
     if (!policy.ok()) {
       std::fprintf(stderr, "%s\n", policy.status().ToString().c_str());
       return 2;
     }
-    for (int div : {4, 2, 1}) {
+    for (int div : divisors) {
       Snapshot s = MakeSnapshot(10'000 / div, 100'000 / div, 1'000 / div, 42);
       lathe::Status valid = lathe::sched::ValidateSnapshot(s);
       if (!valid.ok()) {
@@ -125,7 +135,8 @@ int main(int argc, char** argv) {
           for (const auto& g : t.gpus) gpu_used += g.milli;
         }
       }
-      std::printf("%-8s %5s %7zu %8zu %9.0f %9zu %12lld %10.0f %10.0f %9.1f %7.1f%%\n", name.c_str(),
+      std::printf("%-8s %5s %7zu %8zu %9.0f %9zu %9lld %10.0f %10.0f %9.1f %7.1f%% %4zu\n",
+                  name.c_str(),
                   div == 1 ? "1" : ("1/" + std::to_string(div)).c_str(), s.nodes.size(),
                   s.pending.size(), secs * 1000, plan.binds.size(),
                   static_cast<long long>(plan.stats.tasks_placed),
@@ -133,7 +144,8 @@ int main(int argc, char** argv) {
                   static_cast<double>(plan.stats.tasks_placed) / secs,
                   static_cast<double>(plan.stats.node_evaluations) /
                       static_cast<double>(std::max<int64_t>(1, plan.stats.jobs_considered)),
-                  100.0 * static_cast<double>(gpu_used) / static_cast<double>(gpu_total));
+                  100.0 * static_cast<double>(gpu_used) / static_cast<double>(gpu_total),
+                  plan.reservations.size());
       std::fflush(stdout);
     }
   }

@@ -167,7 +167,7 @@ class GpuClusteringScorer : public Scorer {
 // CPU-only tasks on CPU-only nodes) go to the better bin-packing node.
 class FgdScorer : public Scorer {
  public:
-  explicit FgdScorer(std::vector<WorkloadClass> workload) : workload_(std::move(workload)) {}
+  explicit FgdScorer(std::vector<WorkloadClass> workload) : model_(std::move(workload)) {}
 
   double Score(const ClusterState& state, int n, const Resources& r,
                std::vector<GpuShare>* gpus) override {
@@ -186,7 +186,7 @@ class FgdScorer : public Scorer {
         for (int j = 0; j < i && !seen; ++j) seen = free[j] == free[i];
         if (seen) continue;
         scratch_[i] -= static_cast<int32_t>(r.gpu_milli);
-        double after = NodeFragmentation(cpu, mem, scratch_.data(), count, workload_);
+        double after = model_.Of(cpu, mem, scratch_.data(), count);
         scratch_[i] += static_cast<int32_t>(r.gpu_milli);
         if (best < 0 || after < best_after) {
           best = i;
@@ -197,7 +197,7 @@ class FgdScorer : public Scorer {
     } else {
       *gpus = PackGpus(state, n, r);
       for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
-      best_after = NodeFragmentation(cpu, mem, scratch_.data(), count, workload_);
+      best_after = model_.Of(cpu, mem, scratch_.data(), count);
     }
     return (before - best_after) + 1e-6 * BinpackScore(state, n, r);
   }
@@ -211,13 +211,12 @@ class FgdScorer : public Scorer {
     auto& [version, value] = cache_[n];
     if (version != state.version(n)) {
       version = state.version(n);
-      value = NodeFragmentation(state.free_cpu(n), state.free_mem(n), state.gpu_free(n),
-                                state.num_gpus(n), workload_);
+      value = model_.Of(state.free_cpu(n), state.free_mem(n), state.gpu_free(n), state.num_gpus(n));
     }
     return value;
   }
 
-  std::vector<WorkloadClass> workload_;
+  FragmentationModel model_;
   std::vector<std::pair<uint64_t, double>> cache_;
   std::vector<int32_t> scratch_;
 };
@@ -246,8 +245,18 @@ const ScorerEntry kScorers[] = {
 
 }  // namespace
 
-double NodeFragmentation(int64_t cpu_free, int64_t mem_free, const int32_t* gpu_free, int num_gpus,
-                         const std::vector<WorkloadClass>& workload) {
+FragmentationModel::FragmentationModel(std::vector<WorkloadClass> workload)
+    : workload_(std::move(workload)) {
+  for (const WorkloadClass& m : workload_) {
+    int64_t per_gpu = std::min<int64_t>(std::max<int64_t>(m.request.gpu_milli, 0), 1000);
+    auto it = std::find(thresholds_.begin(), thresholds_.end(), per_gpu);
+    threshold_of_.push_back(static_cast<int>(it - thresholds_.begin()));
+    if (it == thresholds_.end()) thresholds_.push_back(per_gpu);
+  }
+}
+
+double FragmentationModel::Of(int64_t cpu_free, int64_t mem_free, const int32_t* gpu_free,
+                              int num_gpus) const {
   int64_t total = 0;
   int32_t max_free = 0;
   int whole = 0;
@@ -257,27 +266,47 @@ double NodeFragmentation(int64_t cpu_free, int64_t mem_free, const int32_t* gpu_
     if (gpu_free[i] == 1000) ++whole;
   }
   if (total == 0) return 0;
+  // Free milli on GPUs below each distinct per-GPU need, computed once.
+  // On the stack for the usual few thresholds; a long policy.workload may
+  // have more.
+  int64_t stack[32];
+  std::vector<int64_t> heap;
+  int64_t* lost_below = stack;
+  const size_t thresholds = thresholds_.size();
+  if (thresholds > 32) {
+    heap.resize(thresholds);
+    lost_below = heap.data();
+  }
+  for (size_t t = 0; t < thresholds; ++t) {
+    int64_t lost = 0;
+    for (int i = 0; i < num_gpus; ++i) {
+      if (gpu_free[i] < thresholds_[t]) lost += gpu_free[i];
+    }
+    lost_below[t] = lost;
+  }
   double f = 0;
-  for (const WorkloadClass& m : workload) {
+  for (size_t k = 0; k < workload_.size(); ++k) {
+    const WorkloadClass& m = workload_[k];
     const Resources& r = m.request;
     bool fits = cpu_free >= r.cpu_milli && mem_free >= r.memory_mib &&
                 (r.gpu_milli <= 0 || (r.gpu_milli < 1000 ? max_free >= r.gpu_milli
                                                            : whole >= r.gpu_milli / 1000));
+    size_t t = static_cast<size_t>(threshold_of_[k]);
     if (!fits || r.gpu_milli <= 0) {
       // The task cannot run here (or uses no GPU): every free GPU milli is
       // lost to it.
       f += m.weight * static_cast<double>(total);
-      continue;
+    } else {
+      // It can run: GPUs with less free than it needs per GPU are lost to it.
+      f += m.weight * static_cast<double>(lost_below[t]);
     }
-    // It can run: GPUs with less free than it needs per GPU are lost to it.
-    int64_t per_gpu = std::min<int64_t>(r.gpu_milli, 1000);
-    int64_t lost = 0;
-    for (int i = 0; i < num_gpus; ++i) {
-      if (gpu_free[i] < per_gpu) lost += gpu_free[i];
-    }
-    f += m.weight * static_cast<double>(lost);
   }
   return f;
+}
+
+double NodeFragmentation(int64_t cpu_free, int64_t mem_free, const int32_t* gpu_free, int num_gpus,
+                         const std::vector<WorkloadClass>& workload) {
+  return FragmentationModel(workload).Of(cpu_free, mem_free, gpu_free, num_gpus);
 }
 
 std::vector<WorkloadClass> FgdWorkload(const Snapshot& snapshot, const Policy& policy) {

@@ -74,7 +74,19 @@ inline constexpr int kMaxWorkloadClasses = 24;
 std::vector<WorkloadClass> FgdWorkload(const Snapshot& snapshot, const Policy& policy);
 
 // F_n(M) of FGD for a node in the given state: the expected GPU milli that a
-// task drawn from `workload` cannot use on the node.
+// task drawn from `workload` cannot use on the node. FragmentationModel
+// precomputes what does not depend on the node (per-class GPU thresholds);
+// Of() costs O(GPUs × distinct thresholds + classes).
+class FragmentationModel {
+ public:
+  explicit FragmentationModel(std::vector<WorkloadClass> workload);
+  double Of(int64_t cpu_free, int64_t mem_free, const int32_t* gpu_free, int num_gpus) const;
+
+ private:
+  std::vector<WorkloadClass> workload_;
+  std::vector<int64_t> thresholds_;  // distinct per-GPU needs
+  std::vector<int> threshold_of_;    // per class, index into thresholds_
+};
 double NodeFragmentation(int64_t cpu_free, int64_t mem_free, const int32_t* gpu_free, int num_gpus,
                          const std::vector<WorkloadClass>& workload);
 
