@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "sched/scorer.h"
 
 namespace lathe::sched {
@@ -57,6 +59,27 @@ StatusOr<Policy> NamedPolicy(const std::string& name) {
   }
   return NotFoundError(fmt::format("no scheduling policy named \"{}\" (known: {})", name,
                                    fmt::join(NamedPolicyNames(), ", ")));
+}
+
+Status ValidatePolicy(const Policy& policy) {
+  auto names = ScorerNames();
+  if (std::find(names.begin(), names.end(), policy.scorer) == names.end()) {
+    return InvalidArgumentError(fmt::format("scorer: unknown placement scorer \"{}\" (known: {})",
+                                            policy.scorer, fmt::join(names, ", ")),
+                                "scorer");
+  }
+  if (!(policy.aging_per_hour >= 0)) {
+    return InvalidArgumentError("aging_per_hour: must not be negative", "aging_per_hour");
+  }
+  for (size_t i = 0; i < policy.workload.size(); ++i) {
+    const WorkloadClass& w = policy.workload[i];
+    std::string f = fmt::format("workload[{}]", i);
+    if (!(w.weight >= 0)) return InvalidArgumentError(f + ".weight: must not be negative", f + ".weight");
+    if (w.request.cpu_milli < 0 || w.request.memory_mib < 0 || w.request.gpu_milli < 0) {
+      return InvalidArgumentError(f + ".request: must not be negative", f + ".request");
+    }
+  }
+  return OkStatus();
 }
 
 std::vector<std::string> NamedPolicyNames() {

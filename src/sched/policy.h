@@ -66,4 +66,10 @@ struct Policy {
 StatusOr<Policy> NamedPolicy(const std::string& name);
 std::vector<std::string> NamedPolicyNames();
 
+// Added (not part of the original interface): checks a hand-built or edited
+// policy. INVALID_ARGUMENT naming the field ("scorer", "aging_per_hour",
+// "workload[2].weight"). Schedule() itself treats an unknown scorer as
+// "binpack".
+Status ValidatePolicy(const Policy& policy);
+
 }  // namespace lathe::sched

@@ -131,11 +131,24 @@ TEST(NamedPolicy, KnowsEveryListedName) {
     auto p = NamedPolicy(name);
     ASSERT_TRUE(p.ok()) << name;
     EXPECT_EQ(p->name, name);
+    EXPECT_TRUE(ValidatePolicy(*p).ok()) << name;
   }
   auto bad = NamedPolicy("nope");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kNotFound);
   EXPECT_NE(bad.status().message().find("nope"), std::string::npos);
+}
+
+TEST(ValidatePolicy, NamesTheBadField) {
+  Policy p;
+  p.scorer = "nope";
+  EXPECT_EQ(ValidatePolicy(p).field(), "scorer");
+  p = Policy{};
+  p.aging_per_hour = -1;
+  EXPECT_EQ(ValidatePolicy(p).field(), "aging_per_hour");
+  p = Policy{};
+  p.workload = {{Resources{0, 0, 500}, 1}, {Resources{0, 0, 500}, -1}};
+  EXPECT_EQ(ValidatePolicy(p).field(), "workload[1].weight");
 }
 
 }  // namespace
