@@ -2,6 +2,7 @@
 // the invariants of scheduler.h, for every named policy.
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <random>
 
 #include "sched/scenario.h"
@@ -180,6 +181,7 @@ std::string Describe(const Snapshot& s) {
 
 TEST(SchedulerProperty, RandomSnapshotsKeepEveryInvariant) {
   const std::vector<std::string> policies = NamedPolicyNames();
+  int64_t binds = 0, preemptions = 0, reclaims = 0, reservations = 0;
   for (uint64_t seed = 1; seed <= 300; ++seed) {
     Gen gen(seed);
     Snapshot s = gen.Make();
@@ -189,6 +191,12 @@ TEST(SchedulerProperty, RandomSnapshotsKeepEveryInvariant) {
       Policy policy = NamedPolicy(name).value();
       policy.seed = seed;
       Plan plan = Schedule(s, policy);
+      binds += static_cast<int64_t>(plan.binds.size());
+      reservations += static_cast<int64_t>(plan.reservations.size());
+      for (const Preemption& p : plan.preemptions) {
+        ++preemptions;
+        reclaims += p.reason.rfind("reclaimed", 0) == 0 ? 1 : 0;
+      }
       for (const std::string& bad : CheckPlanInvariants(s, policy, plan)) {
         ADD_FAILURE() << "seed " << seed << " policy " << name << ": " << bad << "\n"
                       << Describe(s) << Fingerprint(plan);
@@ -198,6 +206,13 @@ TEST(SchedulerProperty, RandomSnapshotsKeepEveryInvariant) {
       if (HasFailure()) return;
     }
   }
+  // The snapshots exercise every part of the cycle.
+  EXPECT_GT(binds, 1000);
+  EXPECT_GT(preemptions - reclaims, 10);
+  EXPECT_GT(reclaims, 10);
+  EXPECT_GT(reservations, 10);
+  std::cerr << binds << " binds, " << preemptions - reclaims << " preemptions, " << reclaims
+            << " reclaims, " << reservations << " reservations\n";
 }
 
 TEST(SchedulerProperty, GangsAreAllOrNothingWithoutGangOffToo) {
