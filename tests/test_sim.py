@@ -47,6 +47,7 @@ def test_example_csv_json_compares_policies():
         assert set(queues) == {"research", "product"}
         assert abs(queues["research"]["deserved"] - 2 / 3) < 1e-9
         assert r["series"] and all(s["gpu_util"] <= 1 for s in r["series"])
+        assert r["preemptions"] >= 0 and r["reservations"] >= 0
     assert out["avg_jct_vs_fifo"]["fifo"] == 1
     # Progress and the summary go to stderr, never into the JSON.
     assert "read 14 jobs" in res.stderr

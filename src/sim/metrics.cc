@@ -103,7 +103,8 @@ void WriteSimResultJson(const SimResult& r, JsonWriter& w, size_t max_series) {
   w.Key("cpu_util").Double(r.cpu_util).Key("gpu_util").Double(r.gpu_util);
   w.Key("avg_unallocated_gpus").Double(r.avg_unallocated_gpus);
   w.Key("avg_fragmented_gpus").Double(r.avg_fragmented_gpus);
-  w.Field("preemptions", r.preemptions).Field("cycles", r.cycles);
+  w.Field("preemptions", r.preemptions).Field("reservations", r.reservations);
+  w.Field("cycles", r.cycles);
   w.Key("schedule_seconds").Double(r.schedule_seconds);
   w.Key("wall_seconds").Double(r.wall_seconds);
   w.Key("queues").BeginArray();

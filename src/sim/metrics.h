@@ -76,6 +76,7 @@ struct SimResult {
   double avg_unallocated_gpus = 0;    // time-weighted average
   double avg_fragmented_gpus = 0;     // average over samples
   int64_t preemptions = 0;
+  int64_t reservations = 0;       // reservations in plans, summed over cycles (not applied)
   int64_t cycles = 0;
   double schedule_seconds = 0;    // wall time spent inside Schedule
   double wall_seconds = 0;        // wall time of the whole run

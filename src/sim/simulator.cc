@@ -438,6 +438,7 @@ class Run {
     for (const Sample& s : series_) frag += s.fragmented_gpus;
     r.avg_fragmented_gpus = series_.empty() ? 0 : frag / static_cast<double>(series_.size());
     r.preemptions = preemptions_;
+    r.reservations = reservations_;
     r.cycles = cycles_;
     r.schedule_seconds = schedule_seconds_;
     r.series = series_;
