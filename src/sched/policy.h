@@ -62,7 +62,8 @@ struct Policy {
 // The named policies `lathe sim --policies` accepts: "fifo", "drf",
 // "binpack", "spread", "fgd", "random", "bestfit", "dotproduct",
 // "gpu-packing", "gpu-clustering", "sjf", "las", "lathe" (the default
-// production policy). NOT_FOUND naming the policy otherwise.
+// production policy, without backfill) and "easy" (lathe plus EASY
+// backfill). NOT_FOUND naming the policy otherwise.
 StatusOr<Policy> NamedPolicy(const std::string& name);
 std::vector<std::string> NamedPolicyNames();
 
