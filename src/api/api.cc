@@ -97,10 +97,8 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
       Status auth = token.ok() ? tenancy_.Authenticate(*token).status() : token.status();
       if (!auth.ok()) return WriteError(auth, req.request_id, res);
     }
-    Status st = status == 405 ? Status(StatusCode::kUnimplemented, std::string(message))
-                              : NotFoundError(std::string(message));
-    WriteError(st, req.request_id, res);
-    res.status = status;
+    WriteErrorBody(status, status == 405 ? "METHOD_NOT_ALLOWED" : "NOT_FOUND", message, "",
+                   req.request_id, res);
   });
   RegisterSystemRoutes();
   RegisterTenancyRoutes();

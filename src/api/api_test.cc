@@ -104,7 +104,12 @@ TEST_F(ApiTest, ErrorsAreJsonWithCodeMessageFieldAndRequestId) {
   r = Send(http::Method::kPost, "/api/v1/projects", admin_token_, R"({"name":"a"})");
   EXPECT_EQ(r.status, 409);
   EXPECT_EQ(ErrorField(r, "code"), "ALREADY_EXISTS");
-  EXPECT_EQ(Send(http::Method::kPatch, "/api/v1/projects/a", admin_token_).status, 405);
+  r = Send(http::Method::kPatch, "/api/v1/projects/a", admin_token_);
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(ErrorField(r, "code"), "METHOD_NOT_ALLOWED");
+  r = Send(http::Method::kGet, "/api/v1/nowhere", admin_token_);
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(ErrorField(r, "code"), "NOT_FOUND");
 }
 
 TEST_F(ApiTest, RequestIdIsEchoedOrGenerated) {

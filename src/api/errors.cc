@@ -38,13 +38,20 @@ void WriteError(const Status& status, std::string_view request_id, http::Respons
   if (status.code() == StatusCode::kUnauthenticated) {
     res.SetHeader("WWW-Authenticate", "Bearer realm=\"lathe\"");
   }
+  WriteErrorBody(res.status, StatusCodeName(code), status.message(), status.field(), request_id,
+                 res);
+}
+
+void WriteErrorBody(int http_status, std::string_view code, std::string_view message,
+                    std::string_view field, std::string_view request_id, http::Response& res) {
+  res.status = http_status;
   res.content_type = "application/json";
   res.body.clear();
   JsonWriter w(&res.body);
   w.BeginObject().Key("error").BeginObject();
-  w.Field("code", StatusCodeName(status.code()));
-  w.Field("message", status.message());
-  if (!status.field().empty()) w.Field("field", status.field());
+  w.Field("code", code);
+  w.Field("message", message);
+  if (!field.empty()) w.Field("field", field);
   if (!request_id.empty()) w.Field("request_id", request_id);
   w.EndObject().EndObject();
 }

@@ -20,4 +20,9 @@ int HttpStatusFor(StatusCode code);
 // with the request id; their message is sent too.
 void WriteError(const Status& status, std::string_view request_id, http::Response& res);
 
+// The error body itself, for the few HTTP-only answers that have no Status
+// code: 405 METHOD_NOT_ALLOWED from the router. WriteError uses it too.
+void WriteErrorBody(int http_status, std::string_view code, std::string_view message,
+                    std::string_view field, std::string_view request_id, http::Response& res);
+
 }  // namespace lathe::api
