@@ -1,0 +1,35 @@
+// The local executor: tasks run on this machine, each under its own
+// supervisor process (`lathe shim`, shim.h) that outlives the server.
+//
+// Layout under `root` (one directory per task, TaskKey::Path()):
+//   <root>/<job>/<attempt>/<role>/<index>/
+//     launch.json   what to run (written atomically before the shim starts)
+//     lock          flock held by the live shim for its whole life
+//     status.json   written atomically: running (pid, start) then exited
+//     stdout.log, stdout.log.1, stderr.log, stderr.log.1, *.base
+// A restarted server finds live shims by their lock and finished ones by
+// status.json; a directory whose lock is free and whose status is not
+// "exited" is a lost task.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "exec/executor.h"
+
+namespace lathe::exec {
+
+struct LocalExecutorOptions {
+  std::string root;       // absolute, e.g. $LATHE_HOME/tasks
+  std::string shim_path;  // the lathe binary; run as `<shim_path> shim --dir D`
+  // 0: this machine as one node named "local". N > 0: N virtual nodes
+  // "local-0" … "local-(N-1)", each with `node_capacity` (for tests of
+  // gangs and placement on one machine).
+  int virtual_nodes = 0;
+  // Zero dimensions are detected (online CPUs × 1000, MemTotal, no GPUs).
+  sched::Resources node_capacity;
+};
+
+std::unique_ptr<Executor> NewLocalExecutor(const LocalExecutorOptions& options);
+
+}  // namespace lathe::exec
