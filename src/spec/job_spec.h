@@ -28,6 +28,13 @@ StatusOr<int64_t> ParseMemoryMib(const JsonValue& v, const std::string& field);
 StatusOr<int64_t> ParseGpuMilli(const JsonValue& v, const std::string& field);
 // duration: 90 (seconds), "90s", "15m", "1h30m", "2d" -> seconds (> 0).
 StatusOr<int64_t> ParseDurationSeconds(const JsonValue& v, const std::string& field);
+// As ParseCpuMilli / ParseMemoryMib, but 0 is allowed (queue guarantees and
+// ceilings).
+StatusOr<int64_t> ParseCpuMilliOrZero(const JsonValue& v, const std::string& field);
+StatusOr<int64_t> ParseMemoryMibOrZero(const JsonValue& v, const std::string& field);
+// GPUs in total (a queue's guarantee or ceiling): like ParseGpuMilli, but any
+// amount >= 0 (2.5 GPUs is a valid total).
+StatusOr<int64_t> ParseGpuMilliTotal(const JsonValue& v, const std::string& field);
 // Canonical text for output: "500m"/"2" cpu, "512Mi"/"4Gi" memory,
 // "0.5"/"2" gpu, "1h30m" durations.
 std::string FormatCpu(int64_t milli);
@@ -39,6 +46,10 @@ std::string FormatDuration(int64_t seconds);
 
 enum class Framework { kNone, kPyTorch, kMpi, kTensorFlow, kXgboost };
 std::string_view FrameworkName(Framework f);  // "none", "pytorch", ...
+// The environment variables RenderRendezvous (rendezvous.h) sets for `f`,
+// besides the LATHE_* ones every framework gets. A role's `env` may not set
+// them (nor any LATHE_* name).
+const std::vector<std::string>& RendezvousEnvNames(Framework f);
 
 struct Role {
   std::string name;                       // [a-z0-9-], unique in the job
@@ -49,6 +60,8 @@ struct Role {
   std::map<std::string, std::string> env;
   sched::Resources resources;             // per replica; cpu and memory > 0
   std::string working_dir;                // relative to the code snapshot, or absolute
+
+  friend bool operator==(const Role&, const Role&) = default;
 };
 
 enum class RestartPolicy { kNever, kOnFailure, kExitCodes };
@@ -58,6 +71,8 @@ struct Restart {
   std::vector<int> exit_codes;   // kExitCodes: restart only on these codes
   int limit = 3;                 // restarts after the first attempt
   int64_t backoff_seconds = 10;  // doubles per restart, capped at 300 s
+
+  friend bool operator==(const Restart&, const Restart&) = default;
 };
 
 struct JobSpec {
@@ -76,6 +91,8 @@ struct JobSpec {
   std::vector<sched::Toleration> tolerations;
 
   int TotalReplicas() const;
+  // Field by field (the spec changed?).
+  friend bool operator==(const JobSpec& a, const JobSpec& b);
 };
 
 // Decodes and validates. `path` prefixes error fields ("" at the root,
@@ -103,6 +120,8 @@ struct QueueSpec {
   sched::Limit ceiling;  // absent dimensions unlimited
   int64_t weight = 1;
   bool reclaimable = true;
+
+  friend bool operator==(const QueueSpec& a, const QueueSpec& b);
 };
 
 // { name, parent, guarantee: {cpu, memory, gpu}, ceiling: {...}, weight,
