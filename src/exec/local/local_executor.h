@@ -28,7 +28,18 @@ struct LocalExecutorOptions {
   int virtual_nodes = 0;
   // Zero dimensions are detected (online CPUs × 1000, MemTotal, no GPUs).
   sched::Resources node_capacity;
+  // Where task cgroups go (cgroup v2, cpu.max and memory.max from the
+  // task's resources): "" = detect (<cgroup2 mount>/lathe when the cpu and
+  // memory controllers are available there), "none" = never; otherwise an
+  // absolute directory inside the cgroup2 hierarchy. Without one, limits
+  // are advisory and TaskStatus::message says why.
+  std::string cgroup_base;
 };
+
+// Thread-safe: all task state lives in the task directories, so several
+// executor objects (or a restarted server) over one root see the same tasks.
+// Launch blocks for at most about 2 s (until the shim reports), the other
+// methods only for file I/O.
 
 std::unique_ptr<Executor> NewLocalExecutor(const LocalExecutorOptions& options);
 
