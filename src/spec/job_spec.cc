@@ -69,8 +69,7 @@ Status CheckLabels(const std::map<std::string, std::string>& labels, const std::
   for (const auto& [key, value] : labels) {
     std::string f = Join(field, key);
     bool ok = !key.empty() && key.size() <= kMaxLabelKey && IsAlnum(key.front()) &&
-              IsAlnum(key.back()) &&
-              std::all_of(key.begin(), key.end(), [](char c) {
+              IsAlnum(key.back()) && std::all_of(key.begin(), key.end(), [](char c) {
                 return IsAlnum(c) || c == '-' || c == '_' || c == '.' || c == '/';
               });
     if (!ok) {
@@ -223,8 +222,9 @@ StatusOr<RestartPolicy> ParseRestartPolicyName(const std::string& s, const std::
   if (s == "OnFailure") return RestartPolicy::kOnFailure;
   if (s == "ExitCodes") {
     if (object_form) return RestartPolicy::kExitCodes;
-    return FieldError(field, "ExitCodes needs the object form {policy: ExitCodes, exit_codes: "
-                             "[...]}");
+    return FieldError(field,
+                      "ExitCodes needs the object form {policy: ExitCodes, exit_codes: "
+                      "[...]}");
   }
   return FieldError(field, fmt::format("{} is not a restart policy (Never, OnFailure{})", Quote(s),
                                        object_form ? ", ExitCodes" : ", or an object"));
@@ -282,15 +282,16 @@ StatusOr<Restart> ParseRestart(const JsonValue& v, const std::string& field) {
     return FieldError(codes_field, "only used with policy ExitCodes");
   }
   if (limit < 0 || limit > kMaxRestartLimit) {
-    return FieldError(r.PathOf("limit"), fmt::format("{} is not in 0..{}", limit, kMaxRestartLimit));
+    return FieldError(r.PathOf("limit"),
+                      fmt::format("{} is not in 0..{}", limit, kMaxRestartLimit));
   }
   restart.limit = static_cast<int>(limit);
   if (backoff != nullptr) {
     ASSIGN_OR_RETURN(restart.backoff_seconds, ParseDurationSeconds(*backoff, r.PathOf("backoff")));
     if (restart.backoff_seconds > kMaxBackoffSeconds) {
-      return FieldError(r.PathOf("backoff"),
-                        fmt::format("{} is above the {} cap", FormatDuration(restart.backoff_seconds),
-                                    FormatDuration(kMaxBackoffSeconds)));
+      return FieldError(r.PathOf("backoff"), fmt::format("{} is above the {} cap",
+                                                         FormatDuration(restart.backoff_seconds),
+                                                         FormatDuration(kMaxBackoffSeconds)));
     }
   }
   return restart;
@@ -306,8 +307,7 @@ StatusOr<sched::Toleration> ParseToleration(const JsonValue& v, const std::strin
   RETURN_IF_ERROR(r.String("effect", &effect));
   RETURN_IF_ERROR(r.Finish());
   if (t.op != "Equal" && t.op != "Exists") {
-    return FieldError(r.PathOf("operator"),
-                      fmt::format("{} is not Equal or Exists", Quote(t.op)));
+    return FieldError(r.PathOf("operator"), fmt::format("{} is not Equal or Exists", Quote(t.op)));
   }
   if (t.op == "Equal" && t.key.empty()) {
     return FieldError(r.PathOf("key"), "an Equal toleration needs a key");
@@ -320,9 +320,9 @@ StatusOr<sched::Toleration> ParseToleration(const JsonValue& v, const std::strin
   } else if (effect == "PreferNoSchedule") {
     t.effect = sched::TaintEffect::kPreferNoSchedule;
   } else if (!effect.empty()) {
-    return FieldError(r.PathOf("effect"),
-                      fmt::format("{} is not NoSchedule or PreferNoSchedule (or empty for both)",
-                                  Quote(effect)));
+    return FieldError(
+        r.PathOf("effect"),
+        fmt::format("{} is not NoSchedule or PreferNoSchedule (or empty for both)", Quote(effect)));
   }
   return t;
 }
@@ -338,7 +338,8 @@ Status CheckFrameworkRoles(const JobSpec& spec, const std::string& path) {
   std::vector<RoleRule> rules;
   std::string roles_text;
   switch (spec.framework) {
-    case Framework::kNone: return OkStatus();
+    case Framework::kNone:
+      return OkStatus();
     case Framework::kPyTorch:
       rules = {{"master", 1, true}, {"worker", 0, false}};
       roles_text = "master, worker";
@@ -368,16 +369,17 @@ Status CheckFrameworkRoles(const JobSpec& spec, const std::string& path) {
                                                   framework, roles_text));
     }
     if (rule->exactly && role.replicas != rule->max_replicas) {
-      return FieldError(rf + ".replicas", fmt::format("a {} {} has exactly {} replica, got {}",
-                                                      framework, role.name, rule->max_replicas,
-                                                      role.replicas));
+      return FieldError(rf + ".replicas",
+                        fmt::format("the {} {} has exactly {} replica, got {}", framework,
+                                    role.name, rule->max_replicas, role.replicas));
     }
     present.insert(role.name);
   }
   std::string roles_field = Join(path, "roles");
   auto need = [&](std::string_view role) -> Status {
     if (present.count(std::string(role))) return OkStatus();
-    return FieldError(roles_field, fmt::format("a {} job needs a \"{}\" role", framework, role));
+    return FieldError(roles_field,
+                      fmt::format("framework {} needs a \"{}\" role", framework, role));
   };
   switch (spec.framework) {
     case Framework::kNone:
@@ -385,7 +387,8 @@ Status CheckFrameworkRoles(const JobSpec& spec, const std::string& path) {
       break;  // master or worker, either is enough
     case Framework::kTensorFlow:
       if (!present.count("chief") && !present.count("worker")) {
-        return FieldError(roles_field, "a tensorflow job needs a \"chief\" or a \"worker\" role");
+        return FieldError(roles_field,
+                          "framework tensorflow needs a \"chief\" or a \"worker\" role");
       }
       break;
     case Framework::kMpi:
@@ -401,9 +404,12 @@ Status CheckFrameworkRoles(const JobSpec& spec, const std::string& path) {
 
 std::string_view RestartPolicyName(RestartPolicy p) {
   switch (p) {
-    case RestartPolicy::kNever: return "Never";
-    case RestartPolicy::kOnFailure: return "OnFailure";
-    case RestartPolicy::kExitCodes: return "ExitCodes";
+    case RestartPolicy::kNever:
+      return "Never";
+    case RestartPolicy::kOnFailure:
+      return "OnFailure";
+    case RestartPolicy::kExitCodes:
+      return "ExitCodes";
   }
   return "Never";
 }
@@ -449,11 +455,16 @@ Status ParseQueueResources(const JsonValue& v, const std::string& field, sched::
 
 std::string_view FrameworkName(Framework f) {
   switch (f) {
-    case Framework::kNone: return "none";
-    case Framework::kPyTorch: return "pytorch";
-    case Framework::kMpi: return "mpi";
-    case Framework::kTensorFlow: return "tensorflow";
-    case Framework::kXgboost: return "xgboost";
+    case Framework::kNone:
+      return "none";
+    case Framework::kPyTorch:
+      return "pytorch";
+    case Framework::kMpi:
+      return "mpi";
+    case Framework::kTensorFlow:
+      return "tensorflow";
+    case Framework::kXgboost:
+      return "xgboost";
   }
   return "none";
 }
@@ -607,8 +618,8 @@ void WriteJobSpec(JsonWriter& w, const JobSpec& spec) {
     w.Field("operator", t.op);
     w.Field("value", t.value);
     if (t.effect) {
-      w.Field("effect", *t.effect == sched::TaintEffect::kNoSchedule ? "NoSchedule"
-                                                                      : "PreferNoSchedule");
+      w.Field("effect",
+              *t.effect == sched::TaintEffect::kNoSchedule ? "NoSchedule" : "PreferNoSchedule");
     }
     w.EndObject();
   }
@@ -664,8 +675,8 @@ StatusOr<QueueSpec> ParseQueueSpec(const JsonValue& v, const std::string& path) 
     RETURN_IF_ERROR(ParseQueueResources(*ceiling, r.PathOf("ceiling"), &q.ceiling.value));
   }
   if (q.weight < 1 || q.weight > kMaxQueueWeight) {
-    return FieldError(r.PathOf("weight"), fmt::format("{} is not in 1..{}", q.weight,
-                                                      kMaxQueueWeight));
+    return FieldError(r.PathOf("weight"),
+                      fmt::format("{} is not in 1..{}", q.weight, kMaxQueueWeight));
   }
   const sched::Resources& g = q.guarantee;
   const sched::Resources& c = q.ceiling.value;
@@ -675,9 +686,9 @@ StatusOr<QueueSpec> ParseQueueSpec(const JsonValue& v, const std::string& path) 
                                                FormatCpu(c.cpu_milli)));
   }
   if (g.memory_mib > c.memory_mib) {
-    return FieldError(gf + ".memory", fmt::format("{} is above {}.memory {}",
-                                                  FormatMemory(g.memory_mib), cf,
-                                                  FormatMemory(c.memory_mib)));
+    return FieldError(gf + ".memory",
+                      fmt::format("{} is above {}.memory {}", FormatMemory(g.memory_mib), cf,
+                                  FormatMemory(c.memory_mib)));
   }
   if (g.gpu_milli > c.gpu_milli) {
     return FieldError(gf + ".gpu", fmt::format("{} is above {}.gpu {}", FormatGpu(g.gpu_milli), cf,

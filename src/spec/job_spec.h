@@ -58,7 +58,8 @@ struct Role {
                                           // MPI workers (Lathe holds them)
   std::vector<std::string> args;          // appended to command
   std::map<std::string, std::string> env;
-  sched::Resources resources;             // per replica; cpu and memory > 0
+  sched::Resources resources;             // per replica; cpu and memory > 0;
+                                          // absent: cpu 1, memory 1Gi, gpu 0
   std::string working_dir;                // relative to the code snapshot, or absolute
 
   friend bool operator==(const Role&, const Role&) = default;
@@ -77,7 +78,8 @@ struct Restart {
 
 struct JobSpec {
   std::string name;       // [a-z0-9-], 1..63
-  std::string project;    // project name
+  std::string project;    // project name; "" when the document has none
+                          // (the caller decides, e.g. from the request)
   std::string queue = "default";
   int64_t priority = 0;
   std::map<std::string, std::string> labels;

@@ -16,8 +16,8 @@ using U128 = unsigned __int128;
 
 // Upper bounds keep every sum the scheduler forms (replicas × tasks × jobs)
 // far from int64 overflow.
-constexpr int64_t kMaxMilli = 1'000'000'000'000;  // 1e9 cores or GPUs
-constexpr int64_t kMaxMib = int64_t{1} << 40;     // 1 EiB
+constexpr int64_t kMaxMilli = 1'000'000'000'000;                // 1e9 cores or GPUs
+constexpr int64_t kMaxMib = int64_t{1} << 40;                   // 1 EiB
 constexpr int64_t kMaxDurationSeconds = int64_t{3650} * 86400;  // 10 years
 constexpr int kMaxDigits = 20;  // significant digits of a number we accept
 
@@ -165,9 +165,9 @@ struct QuantityKind {
   std::string_view examples;  // "2, 0.5, 500m"
   const Unit* units;          // suffix -> multiplier into the base unit
   size_t num_units;
-  uint64_t number_mult;       // multiplier for a plain JSON number
-  uint64_t div;               // base unit -> result unit
-  int64_t max;                // in result units
+  uint64_t number_mult;  // multiplier for a plain JSON number
+  uint64_t div;          // base unit -> result unit
+  int64_t max;           // in result units
   std::string_view max_text;
 };
 
@@ -186,12 +186,12 @@ constexpr Unit kByteUnits[] = {
     {"Pi", uint64_t{1} << 50},
 };
 
-constexpr QuantityKind kCpu{"a cpu quantity", "2, 0.5, 500m", kMilliUnits, 2, 1000, 1,
-                            kMaxMilli, "1000000000 cores"};
+constexpr QuantityKind kCpu{"a cpu quantity", "2, 0.5, 500m",    kMilliUnits, 2, 1000, 1,
+                            kMaxMilli,        "1000000000 cores"};
 constexpr QuantityKind kGpu{"a gpu quantity", "1, 4, 0.5, 250m", kMilliUnits, 2, 1000, 1,
-                            kMaxMilli, "1000000000 GPUs"};
-constexpr QuantityKind kMemory{"a quantity", "512Mi, 4Gi", kByteUnits, 11, 1, uint64_t{1} << 20,
-                               kMaxMib, "1024Pi"};
+                            kMaxMilli,        "1000000000 GPUs"};
+constexpr QuantityKind kMemory{"a quantity",      "512Mi, 4Gi", kByteUnits, 11, 1,
+                               uint64_t{1} << 20, kMaxMib,      "1024Pi"};
 
 // Parses `v` as `kind`; 0 is allowed here (callers decide).
 StatusOr<int64_t> ParseQuantity(const JsonValue& v, const std::string& field,
@@ -202,7 +202,8 @@ StatusOr<int64_t> ParseQuantity(const JsonValue& v, const std::string& field,
   if (v.is_number()) {
     shown = v.Dump();
     switch (NumberToDecimal(v, &d)) {
-      case NumberCheck::kOk: break;
+      case NumberCheck::kOk:
+        break;
       case NumberCheck::kNegative:
         return FieldError(field, fmt::format("{} must not be negative", shown));
       case NumberCheck::kNotFinite:
@@ -214,16 +215,18 @@ StatusOr<int64_t> ParseQuantity(const JsonValue& v, const std::string& field,
     const std::string& s = v.as_string();
     shown = Quote(s);
     auto not_quantity = [&] {
-      return FieldError(field, fmt::format("{} is not {} (use e.g. {})", shown, kind.what,
-                                           kind.examples));
+      return FieldError(field,
+                        fmt::format("{} is not {} (use e.g. {})", shown, kind.what, kind.examples));
     };
     if (!s.empty() && s[0] == '-') {
       return FieldError(field, fmt::format("{} must not be negative", shown));
     }
     std::string_view rest;
     switch (ParseDecimal(s, &d, &rest)) {
-      case NumberParse::kOk: break;
-      case NumberParse::kSyntax: return not_quantity();
+      case NumberParse::kOk:
+        break;
+      case NumberParse::kSyntax:
+        return not_quantity();
       case NumberParse::kTooLarge:
         return FieldError(field, fmt::format("{} is too large (at most {})", shown, kind.max_text));
     }
@@ -320,7 +323,9 @@ StatusOr<int64_t> ParseDurationSeconds(const JsonValue& v, const std::string& fi
   } else if (v.is_string()) {
     const std::string& s = v.as_string();
     shown = Quote(s);
-    auto bad = [&] { return FieldError(field, fmt::format("{} is not a duration {}", shown, kUse)); };
+    auto bad = [&] {
+      return FieldError(field, fmt::format("{} is not a duration {}", shown, kUse));
+    };
     if (!s.empty() && s[0] == '-') {
       return FieldError(field, fmt::format("{} must not be negative", shown));
     }
@@ -356,8 +361,8 @@ StatusOr<int64_t> ParseDurationSeconds(const JsonValue& v, const std::string& fi
       ++i;
     }
   } else {
-    return FieldError(field, fmt::format("expected a duration {}, got {}", kUse,
-                                         JsonTypeName(v.type())));
+    return FieldError(field,
+                      fmt::format("expected a duration {}, got {}", kUse, JsonTypeName(v.type())));
   }
   if (seconds < 0) return FieldError(field, fmt::format("{} must not be negative", shown));
   if (seconds == 0) return FieldError(field, fmt::format("{} must be greater than 0", shown));

@@ -67,12 +67,12 @@ TEST(Quantity, MemoryBinaryDecimalAndBytesRoundUpToMib) {
   EXPECT_EQ(*ParseMemoryMib(S("1Ti"), "m"), 1 << 20);
   EXPECT_EQ(*ParseMemoryMib(S("1Pi"), "m"), int64_t{1} << 30);
   EXPECT_EQ(*ParseMemoryMib(S("2048Ki"), "m"), 2);
-  EXPECT_EQ(*ParseMemoryMib(S("2049Ki"), "m"), 3);          // rounded up
-  EXPECT_EQ(*ParseMemoryMib(S("1G"), "m"), 954);            // 1e9 / 2^20 = 953.67
-  EXPECT_EQ(*ParseMemoryMib(S("1500M"), "m"), 1431);        // 1.5e9 / 2^20 = 1430.5
+  EXPECT_EQ(*ParseMemoryMib(S("2049Ki"), "m"), 3);    // rounded up
+  EXPECT_EQ(*ParseMemoryMib(S("1G"), "m"), 954);      // 1e9 / 2^20 = 953.67
+  EXPECT_EQ(*ParseMemoryMib(S("1500M"), "m"), 1431);  // 1.5e9 / 2^20 = 1430.5
   EXPECT_EQ(*ParseMemoryMib(S("1k"), "m"), 1);
-  EXPECT_EQ(*ParseMemoryMib(S("1T"), "m"), 953675);         // 1e12 / 2^20 = 953674.3
-  EXPECT_EQ(*ParseMemoryMib(S("1P"), "m"), 953674317);      // 1e15 / 2^20 = 953674316.4
+  EXPECT_EQ(*ParseMemoryMib(S("1T"), "m"), 953675);     // 1e12 / 2^20 = 953674.3
+  EXPECT_EQ(*ParseMemoryMib(S("1P"), "m"), 953674317);  // 1e15 / 2^20 = 953674316.4
   EXPECT_EQ(*ParseMemoryMib(S("1048576"), "m"), 1);
   EXPECT_EQ(*ParseMemoryMib(I(1048577), "m"), 2);
   EXPECT_EQ(*ParseMemoryMib(I(1), "m"), 1);
@@ -81,9 +81,9 @@ TEST(Quantity, MemoryBinaryDecimalAndBytesRoundUpToMib) {
 }
 
 TEST(Quantity, MemoryRejectsBadValues) {
-  EXPECT_EQ(ErrorOf(ParseMemoryMib(S("3GB"), "roles[1].resources.memory"),
-                    "roles[1].resources.memory"),
-            "roles[1].resources.memory: \"3GB\" is not a quantity (use e.g. 512Mi, 4Gi)");
+  EXPECT_EQ(
+      ErrorOf(ParseMemoryMib(S("3GB"), "roles[1].resources.memory"), "roles[1].resources.memory"),
+      "roles[1].resources.memory: \"3GB\" is not a quantity (use e.g. 512Mi, 4Gi)");
   ErrorOf(ParseMemoryMib(S("1K"), "m"), "m");
   ErrorOf(ParseMemoryMib(S("1m"), "m"), "m");
   ErrorOf(ParseMemoryMib(S("Gi"), "m"), "m");

@@ -53,8 +53,8 @@ class TaskTable {
         return TasksError(fmt::format("{} is not a role of the job", Name(id)));
       }
       if (t.index < 0 || t.index >= role->replicas) {
-        return TasksError(fmt::format("{}: role {} has {} replicas", Name(id), t.role,
-                                      role->replicas));
+        return TasksError(
+            fmt::format("{}: role {} has {} replicas", Name(id), t.role, role->replicas));
       }
       if (!table.by_id_.emplace(id, &t).second) {
         return TasksError(fmt::format("{} is listed twice", Name(id)));
@@ -174,8 +174,8 @@ Status RenderMpi(const JobSpec& spec, const TaskTable& table, const TaskId& self
   for (int i = 0; i < workers->replicas; ++i) {
     const TaskAddress* t = table.Find("worker", i);
     if (t->host.empty()) return TasksError(fmt::format("worker[{}] has no host", i));
-    auto it = std::find_if(hosts.begin(), hosts.end(),
-                           [&](const auto& h) { return h.first == t->host; });
+    auto it =
+        std::find_if(hosts.begin(), hosts.end(), [&](const auto& h) { return h.first == t->host; });
     if (it == hosts.end()) {
       hosts.emplace_back(t->host, 1);
     } else {
@@ -215,9 +215,9 @@ Status RenderXgboost(const JobSpec& spec, const TaskTable& table, const TaskId& 
 const std::vector<std::string>& RendezvousEnvNames(Framework f) {
   static const auto* const kNone = new std::vector<std::string>{};
   static const auto* const kPyTorch = new std::vector<std::string>{
-      "MASTER_ADDR",     "MASTER_PORT",     "WORLD_SIZE", "RANK",          "LOCAL_RANK",
-      "LOCAL_WORLD_SIZE", "PET_MASTER_ADDR", "PET_MASTER_PORT", "PET_NNODES", "PET_NODE_RANK",
-      "PET_NPROC_PER_NODE"};
+      "MASTER_ADDR", "MASTER_PORT",      "WORLD_SIZE",        "RANK",
+      "LOCAL_RANK",  "LOCAL_WORLD_SIZE", "PET_MASTER_ADDR",   "PET_MASTER_PORT",
+      "PET_NNODES",  "PET_NODE_RANK",    "PET_NPROC_PER_NODE"};
   static const auto* const kTensorFlow = new std::vector<std::string>{"TF_CONFIG"};
   static const auto* const kMpi = new std::vector<std::string>{
       "OMPI_MCA_orte_default_hostfile", "OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"};
@@ -225,11 +225,16 @@ const std::vector<std::string>& RendezvousEnvNames(Framework f) {
       "DMLC_TRACKER_URI", "DMLC_TRACKER_PORT", "DMLC_NUM_WORKER", "DMLC_TASK_ID",
       "MASTER_ADDR",      "MASTER_PORT",       "WORLD_SIZE",      "RANK"};
   switch (f) {
-    case Framework::kNone: return *kNone;
-    case Framework::kPyTorch: return *kPyTorch;
-    case Framework::kTensorFlow: return *kTensorFlow;
-    case Framework::kMpi: return *kMpi;
-    case Framework::kXgboost: return *kXgboost;
+    case Framework::kNone:
+      return *kNone;
+    case Framework::kPyTorch:
+      return *kPyTorch;
+    case Framework::kTensorFlow:
+      return *kTensorFlow;
+    case Framework::kMpi:
+      return *kMpi;
+    case Framework::kXgboost:
+      return *kXgboost;
   }
   return *kNone;
 }
@@ -258,13 +263,20 @@ StatusOr<TaskRendezvous> RenderRendezvous(const JobSpec& spec,
   out.env["LATHE_NUM_REPLICAS"] = std::to_string(role->replicas);
   TaskId self{self_role, self_index};
   switch (spec.framework) {
-    case Framework::kNone: break;
-    case Framework::kPyTorch: RETURN_IF_ERROR(RenderPyTorch(spec, table, self, &out.env)); break;
+    case Framework::kNone:
+      break;
+    case Framework::kPyTorch:
+      RETURN_IF_ERROR(RenderPyTorch(spec, table, self, &out.env));
+      break;
     case Framework::kTensorFlow:
       RETURN_IF_ERROR(RenderTensorFlow(spec, table, self, &out.env));
       break;
-    case Framework::kMpi: RETURN_IF_ERROR(RenderMpi(spec, table, self, &out)); break;
-    case Framework::kXgboost: RETURN_IF_ERROR(RenderXgboost(spec, table, self, &out.env)); break;
+    case Framework::kMpi:
+      RETURN_IF_ERROR(RenderMpi(spec, table, self, &out));
+      break;
+    case Framework::kXgboost:
+      RETURN_IF_ERROR(RenderXgboost(spec, table, self, &out.env));
+      break;
   }
   return out;
 }

@@ -32,17 +32,29 @@ struct TaskRendezvous {
   std::map<std::string, std::string> file_env;
 };
 
-// `tasks` lists every task of the job (all roles, all indices) in the
-// job's role order. Returns the additions for `self` (role, index).
+// `tasks` lists every task of the job (all roles, all indices; any order).
+// Returns the additions for `self` (role, index). RANK is global: the
+// master role's tasks first, then the other roles in spec order.
 //   pytorch:    MASTER_ADDR, MASTER_PORT (master 0, else worker 0),
-//               WORLD_SIZE, RANK (master first), LOCAL_RANK, PET_NNODES…
-//   tensorflow: TF_CONFIG {"cluster":{role:[host:port…]},"task":{type,index}}
-//   mpi:        launcher gets OMPI_MCA_orte_default_hostfile + a hostfile
-//               ("host slots=N" per worker node); workers get nothing
+//               WORLD_SIZE (all replicas), RANK, LOCAL_RANK and
+//               LOCAL_WORLD_SIZE (among the job's tasks on self's node),
+//               PET_MASTER_ADDR, PET_MASTER_PORT, PET_NNODES (= WORLD_SIZE),
+//               PET_NODE_RANK (= RANK), PET_NPROC_PER_NODE=1 (for torchrun)
+//   tensorflow: TF_CONFIG {"cluster":{role:[host:port…]},"task":{type,index},
+//               "environment":"cloud"}; roles in spec order, the evaluator
+//               left out of the cluster (as TFJob does)
+//   mpi:        launcher gets OMPI_MCA_orte_default_hostfile (via file_env)
+//               + a hostfile ("host slots=N" per distinct worker host),
+//               OMPI_ALLOW_RUN_AS_ROOT=1, OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+//               and LATHE_MPI_NUM_WORKERS; workers get nothing more
 //   xgboost:    DMLC_TRACKER_URI, DMLC_TRACKER_PORT (master 0's address),
-//               DMLC_NUM_WORKER, DMLC_TASK_ID, plus MASTER_ADDR/PORT,
+//               DMLC_NUM_WORKER (all replicas, master included),
+//               DMLC_TASK_ID (= RANK), plus MASTER_ADDR/PORT,
 //               WORLD_SIZE, RANK as the Kubeflow operator does
 //   every framework: LATHE_ROLE, LATHE_REPLICA_INDEX, LATHE_NUM_REPLICAS
+// INVALID_ARGUMENT (field "tasks" or "self") when self is not a task of the
+// spec, or `tasks` lists an unknown or duplicate task, lacks one (any
+// framework but none), or lacks a host/port that is used. Pure; cheap.
 StatusOr<TaskRendezvous> RenderRendezvous(const JobSpec& spec,
                                           const std::vector<TaskAddress>& tasks,
                                           const std::string& self_role, int self_index);
