@@ -4,7 +4,9 @@
 
 namespace lathe::exec {
 
-std::string TaskKey::Path() const { return fmt::format("{}/{}/{}/{}", job_id, attempt, role, index); }
+std::string TaskKey::Path() const {
+  return fmt::format("{}/{}/{}/{}", job_id, attempt, role, index);
+}
 
 std::string_view TaskStateName(TaskState s) {
   switch (s) {

@@ -4,8 +4,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/file.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,8 +64,8 @@ Status ValidateName(const std::string& value, const std::string& field) {
   if (value.empty()) return InvalidArgumentError(fmt::format("{}: empty", field), field);
   if (value == "." || value == ".." || value.find('/') != std::string::npos ||
       value.find('\0') != std::string::npos) {
-    return InvalidArgumentError(
-        fmt::format("{}: \"{}\" cannot be a directory name", field, value), field);
+    return InvalidArgumentError(fmt::format("{}: \"{}\" cannot be a directory name", field, value),
+                                field);
   }
   return OkStatus();
 }
@@ -127,7 +127,8 @@ std::vector<std::pair<int, std::string>> NumericSubdirs(const std::string& dir) 
     std::string name = e.path().filename().string();
     int n = 0;
     auto [ptr, err] = std::from_chars(name.data(), name.data() + name.size(), n);
-    if (err != std::errc() || ptr != name.data() + name.size() || std::to_string(n) != name) continue;
+    if (err != std::errc() || ptr != name.data() + name.size() || std::to_string(n) != name)
+      continue;
     out.emplace_back(n, e.path().string());
   }
   std::sort(out.begin(), out.end());
@@ -171,7 +172,8 @@ class LocalExecutor final : public Executor {
     if (options_.virtual_nodes <= 0) {
       nodes_.push_back(make("local"));
     } else {
-      for (int i = 0; i < options_.virtual_nodes; ++i) nodes_.push_back(make(fmt::format("local-{}", i)));
+      for (int i = 0; i < options_.virtual_nodes; ++i)
+        nodes_.push_back(make(fmt::format("local-{}", i)));
     }
     cgroup_ = local::DetectCgroupSupport(options_.cgroup_base);
   }
@@ -208,8 +210,8 @@ Status LocalExecutor::ValidateLaunch(const TaskLaunch& launch) const {
   }
   if (std::none_of(nodes_.begin(), nodes_.end(),
                    [&](const sched::Node& n) { return n.name == launch.node; })) {
-    return InvalidArgumentError(fmt::format("node: \"{}\" is not a node of the local executor", launch.node),
-                                "node");
+    return InvalidArgumentError(
+        fmt::format("node: \"{}\" is not a node of the local executor", launch.node), "node");
   }
   if (!launch.working_dir.empty() && launch.working_dir[0] != '/') {
     return InvalidArgumentError("working_dir: must be absolute", "working_dir");
@@ -218,19 +220,22 @@ Status LocalExecutor::ValidateLaunch(const TaskLaunch& launch) const {
     std::string field = fmt::format("files.{}", name);
     RETURN_IF_ERROR(ValidateName(name, field));
     if (local::IsReservedFileName(name)) {
-      return InvalidArgumentError(fmt::format("{}: name is reserved by the executor", field), field);
+      return InvalidArgumentError(fmt::format("{}: name is reserved by the executor", field),
+                                  field);
     }
   }
   for (const auto& [var, file] : launch.file_env) {
     if (launch.files.count(file) == 0) {
       std::string field = fmt::format("file_env.{}", var);
-      return InvalidArgumentError(fmt::format("{}: \"{}\" is not one of files", field, file), field);
+      return InvalidArgumentError(fmt::format("{}: \"{}\" is not one of files", field, file),
+                                  field);
     }
   }
   for (int g : launch.gpu_indices) {
     if (g < 0) return InvalidArgumentError("gpu_indices: negative index", "gpu_indices");
   }
-  if (launch.kill_grace_ms < 0) return InvalidArgumentError("kill_grace_ms: negative", "kill_grace_ms");
+  if (launch.kill_grace_ms < 0)
+    return InvalidArgumentError("kill_grace_ms: negative", "kill_grace_ms");
   if (launch.log_max_bytes <= 0) {
     return InvalidArgumentError("log_max_bytes: must be positive", "log_max_bytes");
   }
@@ -325,7 +330,8 @@ Status LocalExecutor::StartShim(const std::string& dir) const {
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
   std::string arg0 = options_.shim_path, arg1 = "shim", arg2 = "--dir", arg3 = dir;
   char* argv[] = {arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
   pid_t pid = 0;
@@ -393,8 +399,8 @@ StatusOr<TaskStatus> LocalExecutor::ObserveDir(const TaskKey& key, const std::st
     st.state = TaskState::kRunning;
   } else {
     st.state = TaskState::kLost;
-    st.message = fmt::format("the shim (pid {}) vanished without recording an exit status",
-                             rec->shim_pid);
+    st.message =
+        fmt::format("the shim (pid {}) vanished without recording an exit status", rec->shim_pid);
   }
   return st;
 }
@@ -540,9 +546,9 @@ Status LocalExecutor::Remove(const std::string& job_id) {
     const std::string dir = TaskDir(t.key);
     ASSIGN_OR_RETURN(bool live, local::ShimIsLive(dir));
     if (live || t.state == TaskState::kRunning || t.state == TaskState::kStarting) {
-      return FailedPreconditionError(
-          fmt::format("task {} is {}: kill it before removing the job", t.key.Path(),
-                      live ? "still live" : TaskStateName(t.state)));
+      return FailedPreconditionError(fmt::format("task {} is {}: kill it before removing the job",
+                                                 t.key.Path(),
+                                                 live ? "still live" : TaskStateName(t.state)));
     }
     if (t.state == TaskState::kLost) {
       StatusOr<std::optional<StatusRecord>> rec = ReadStatusRecord(dir);

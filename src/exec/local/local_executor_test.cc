@@ -207,7 +207,8 @@ TEST_F(LocalExecutorTest, SetsEnvFilesGpusAndWorkingDir) {
   l.gpu_indices = {1, 3};
   ASSERT_TRUE(exec_->Launch(l).ok());
   EXPECT_EQ(WaitState(l.key, TaskState::kExited).exit_code, 0);
-  EXPECT_EQ(ReadAll(l.key, LogStream::kStdout), "bar baz\n" + work + "\n{\"lr\":0.1}\n1,3\n[]\npath\n");
+  EXPECT_EQ(ReadAll(l.key, LogStream::kStdout),
+            "bar baz\n" + work + "\n{\"lr\":0.1}\n1,3\n[]\npath\n");
   ::unsetenv("LATHE_TEST_SERVER_SECRET");
 
   // Without a working_dir the task runs in its own directory.
@@ -301,7 +302,8 @@ TEST_F(LocalExecutorTest, KillBeforeTheShimTookOverMeansItNeverStarts) {
 }
 
 TEST_F(LocalExecutorTest, KillLetsATaskThatTrapsTermExitCleanly) {
-  TaskLaunch l = Sh("trap", "trap 'echo bye; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
+  TaskLaunch l =
+      Sh("trap", "trap 'echo bye; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
   ASSERT_TRUE(exec_->Launch(l).ok());
   ASSERT_TRUE(WaitFor([&] { return ReadAll(l.key, LogStream::kStdout) == "ready\n"; }));
   ASSERT_TRUE(exec_->Kill(l.key).ok());
@@ -385,7 +387,8 @@ TEST_F(LocalExecutorTest, AShimKilledWithSigkillIsLostAndTakesItsTaskDown) {
 TEST_F(LocalExecutorTest, NothingOfATaskOutlivesIt) {
   // A background child in the task's process group and one that left it
   // with setsid: both die when the task's main process exits.
-  TaskLaunch l = Sh("orphans", "sleep 30 & echo $! > bg; setsid sleep 30 & echo $! > escaped; exit 0");
+  TaskLaunch l =
+      Sh("orphans", "sleep 30 & echo $! > bg; setsid sleep 30 & echo $! > escaped; exit 0");
   ASSERT_TRUE(exec_->Launch(l).ok());
   EXPECT_EQ(WaitState(l.key, TaskState::kExited).exit_code, 0);
   pid_t bg = static_cast<pid_t>(std::stol(Slurp(Dir(l.key) + "/bg")));
@@ -395,7 +398,8 @@ TEST_F(LocalExecutorTest, NothingOfATaskOutlivesIt) {
 }
 
 TEST_F(LocalExecutorTest, RotatesLogsAndKeepsOffsetsAcrossRotation) {
-  TaskLaunch l = Sh("rotate", "i=0; while [ $i -lt 100 ]; do printf 'line%03d\\n' $i; i=$((i+1)); done");
+  TaskLaunch l =
+      Sh("rotate", "i=0; while [ $i -lt 100 ]; do printf 'line%03d\\n' $i; i=$((i+1)); done");
   l.log_max_bytes = 100;
   ASSERT_TRUE(exec_->Launch(l).ok());
   EXPECT_EQ(WaitState(l.key, TaskState::kExited).exit_code, 0);

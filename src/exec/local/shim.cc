@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -35,7 +36,7 @@ namespace {
 using local::LaunchSpec;
 using local::StatusRecord;
 
-constexpr int64_t kLockWaitMs = 1000;    // a probe holds the lock for an instant
+constexpr int64_t kLockWaitMs = 1000;      // a probe holds the lock for an instant
 constexpr int64_t kDrainTimeoutMs = 2000;  // after the task ended
 constexpr size_t kReadChunk = 64 * 1024;
 
@@ -54,8 +55,9 @@ void SleepMs(int64_t ms) {
 // Diagnostics go to TASKDIR/shim.log (the shim's stderr).
 template <typename... Args>
 void ShimLog(fmt::format_string<Args...> format, Args&&... args) {
-  std::string line = fmt::format("{} lathe shim[{}]: {}\n", FormatRfc3339(SystemClock().NowMicros()),
-                                 ::getpid(), fmt::format(format, std::forward<Args>(args)...));
+  std::string line =
+      fmt::format("{} lathe shim[{}]: {}\n", FormatRfc3339(SystemClock().NowMicros()), ::getpid(),
+                  fmt::format(format, std::forward<Args>(args)...));
   (void)!::write(STDERR_FILENO, line.data(), line.size());
 }
 
@@ -100,7 +102,8 @@ class RotatingLog {
     max_bytes_ = max_bytes;
     std::string lock_path = dir + "/" + local::kLogLockFile;
     lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd_ < 0) return InternalError(fmt::format("open {}: {}", lock_path, std::strerror(errno)));
+    if (lock_fd_ < 0)
+      return InternalError(fmt::format("open {}: {}", lock_path, std::strerror(errno)));
     StatusOr<std::string> base = local::ReadFile(local::LogBasePath(dir, stream));
     if (base.ok()) base_ = std::atoll(base->c_str());
     return OpenCurrent(/*truncate=*/false);
@@ -403,7 +406,8 @@ int Supervisor::Run() {
   if (!launch_text.ok()) return FinishUnstarted(127, 0, launch_text.status().message());
   StatusOr<LaunchSpec> spec = local::DecodeLaunchSpec(*launch_text);
   if (!spec.ok()) {
-    return FinishUnstarted(127, 0, fmt::format("bad {}: {}", local::kLaunchFile, spec.status().message()));
+    return FinishUnstarted(127, 0,
+                           fmt::format("bad {}: {}", local::kLaunchFile, spec.status().message()));
   }
   spec_ = std::move(*spec);
   if (TermPending()) return FinishUnstarted(128 + SIGTERM, SIGTERM, "killed before start");
@@ -415,9 +419,9 @@ int Supervisor::Run() {
   // 3. Limits.
   TaskCgroup cgroup;
   std::string limits_error;
-  bool limits = !spec_.cgroup_base.empty() &&
-                cgroup.Create(spec_.cgroup_base, local::CgroupName(spec_.key), spec_.resources,
-                              &limits_error);
+  bool limits =
+      !spec_.cgroup_base.empty() && cgroup.Create(spec_.cgroup_base, local::CgroupName(spec_.key),
+                                                  spec_.resources, &limits_error);
 
   // 4. The child: its own process group, dies with the shim, waits for the
   // go byte so that status.json says "running" before it can exec.
@@ -524,7 +528,8 @@ int Supervisor::Run() {
     if (exec_err_fd_ >= 0) fds[n++] = {exec_err_fd_, POLLIN, 0};
     int timeout = -1;
     if (term_sent_ && !kill_sent_) {
-      timeout = static_cast<int>(std::max<int64_t>(0, kill_deadline_ms_ - MonotonicMs()));
+      timeout = static_cast<int>(
+          std::clamp<int64_t>(kill_deadline_ms_ - MonotonicMs(), 0, 24 * 3600 * 1000));
     }
     if (::poll(fds, static_cast<nfds_t>(n), timeout) < 0 && errno != EINTR) {
       ShimLog("poll: {}", std::strerror(errno));
@@ -532,10 +537,14 @@ int Supervisor::Run() {
     }
     for (int i = 0; i < n; ++i) {
       if (fds[i].revents == 0) continue;
-      if (fds[i].fd == signal_fd_) HandleSignals();
-      else if (fds[i].fd == out_fd_) ReadPipe(&out_fd_, &stdout_log_);
-      else if (fds[i].fd == err_fd_) ReadPipe(&err_fd_, &stderr_log_);
-      else if (fds[i].fd == exec_err_fd_) ReadExecError();
+      if (fds[i].fd == signal_fd_)
+        HandleSignals();
+      else if (fds[i].fd == out_fd_)
+        ReadPipe(&out_fd_, &stdout_log_);
+      else if (fds[i].fd == err_fd_)
+        ReadPipe(&err_fd_, &stderr_log_);
+      else if (fds[i].fd == exec_err_fd_)
+        ReadExecError();
     }
     if (term_sent_ && !kill_sent_ && !child_done_ && MonotonicMs() >= kill_deadline_ms_) {
       ShimLog("grace period over: SIGKILL to the task");
@@ -565,8 +574,10 @@ int Supervisor::Run() {
     ::poll(fds, static_cast<nfds_t>(n), 50);
     for (int i = 0; i < n; ++i) {
       if (fds[i].revents == 0) continue;
-      if (fds[i].fd == out_fd_) ReadPipe(&out_fd_, &stdout_log_);
-      else if (fds[i].fd == err_fd_) ReadPipe(&err_fd_, &stderr_log_);
+      if (fds[i].fd == out_fd_)
+        ReadPipe(&out_fd_, &stdout_log_);
+      else if (fds[i].fd == err_fd_)
+        ReadPipe(&err_fd_, &stderr_log_);
     }
   }
   while (exec_err_fd_ >= 0) ReadExecError();

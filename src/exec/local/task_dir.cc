@@ -81,7 +81,7 @@ std::string LogBasePath(const std::string& dir, LogStream s) {
 
 bool IsReservedFileName(const std::string& name) {
   static const std::set<std::string> kReserved = {
-      kLaunchFile,  kStatusFile,  kLockFile,    kShimPidFile, kShimLogFile, kLogLockFile,
+      kLaunchFile,  kStatusFile,    kLockFile,     kShimPidFile, kShimLogFile,   kLogLockFile,
       "stdout.log", "stdout.log.1", "stdout.base", "stderr.log", "stderr.log.1", "stderr.base"};
   if (kReserved.count(name) > 0) return true;
   // Temporaries of atomic writes: "<name>.tmp.<pid>.<n>".
@@ -147,7 +147,8 @@ StatusOr<LaunchSpec> DecodeLaunchSpec(std::string_view json) {
   }
   ASSIGN_OR_RETURN(const JsonValue* gpus, r.Value("gpu_indices"));
   if (gpus != nullptr) {
-    if (!gpus->is_array()) return InvalidArgumentError("gpu_indices: expected an array", "gpu_indices");
+    if (!gpus->is_array())
+      return InvalidArgumentError("gpu_indices: expected an array", "gpu_indices");
     for (const JsonValue& g : gpus->items()) {
       if (g.type() != JsonValue::Type::kInt) {
         return InvalidArgumentError("gpu_indices: expected integers", "gpu_indices");
@@ -161,7 +162,8 @@ StatusOr<LaunchSpec> DecodeLaunchSpec(std::string_view json) {
   RETURN_IF_ERROR(r.String("limits_reason", &spec.limits_reason));
   RETURN_IF_ERROR(r.Finish());
   if (spec.argv.empty()) return InvalidArgumentError("argv: empty", "argv");
-  if (spec.log_max_bytes <= 0) return InvalidArgumentError("log_max_bytes: must be > 0", "log_max_bytes");
+  if (spec.log_max_bytes <= 0)
+    return InvalidArgumentError("log_max_bytes: must be > 0", "log_max_bytes");
   return spec;
 }
 
@@ -347,8 +349,8 @@ CgroupSupport DetectCgroupSupport(const std::string& configured) {
   if (mount.empty()) return {"", "no cgroup v2 hierarchy is mounted"};
   std::string base = configured.empty() ? mount + "/lathe" : configured;
   if (base.rfind(mount + "/", 0) != 0) {
-    return {"", fmt::format("cgroup base {} is not inside the cgroup v2 hierarchy at {}", base,
-                            mount)};
+    return {"",
+            fmt::format("cgroup base {} is not inside the cgroup v2 hierarchy at {}", base, mount)};
   }
   std::string parent = DirName(base);
   std::set<std::string> available = ReadWords(parent + "/cgroup.controllers");
