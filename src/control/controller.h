@@ -47,6 +47,8 @@ class JobController {
                 const Clock& clock, ControllerOptions options);
   ~JobController();
 
+  // LATHE_SERVER for jobs, once the server knows its address. Before Start().
+  void SetServerUrl(std::string url);
   void Start();  // runs passes on a thread until Stop()
   void Stop();
   // Asks for a pass soon (after a submit or cancel).

@@ -10,8 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -54,6 +56,7 @@ struct JobRecord {
   std::string project;     // project name
   std::string project_id;
   std::string created_by;  // user name
+  std::string created_by_id;
   spec::JobSpec spec;
   Phase phase = Phase::kPending;
   std::string reason;   // of the last transition ("Completed", "BackoffLimitExceeded", …)
@@ -131,8 +134,14 @@ class JobService {
 
 // Reads one job row by id (any project).
 StatusOr<JobRecord> LoadJob(store::Tx& tx, const std::string& id);
-// Active (non-terminal) jobs, oldest first.
-StatusOr<std::vector<JobRecord>> LoadActiveJobs(store::Tx& tx);
+// Active (non-terminal) jobs, oldest first. Specs never change once
+// stored, so a caller may pass a cache (job id -> spec) to skip re-parsing.
+using SpecCache = std::unordered_map<std::string, spec::JobSpec>;
+StatusOr<std::vector<JobRecord>> LoadActiveJobs(store::Tx& tx, SpecCache* cache = nullptr);
+// Ids of terminal jobs whose TTL after finishing has passed at `now_us`.
+StatusOr<std::vector<std::string>> ExpiredJobs(store::Tx& tx, int64_t now_us);
+// Deletes a job row and its events (no checks).
+Status DeleteJob(store::Tx& tx, const std::string& id);
 StatusOr<std::vector<QueueRecord>> LoadQueues(store::Tx& tx);
 // Writes phase/reason/message/attempt/restarts/tasks/timestamps of `job`
 // if its stored phase is still `expected` (returns false when not: someone

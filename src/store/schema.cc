@@ -42,6 +42,53 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_by_user ON tokens(user_id);
 )sql",
        ""},
+      {2, "jobs: queues, jobs, job events",
+       R"sql(
+CREATE TABLE queues (
+  name        TEXT PRIMARY KEY,
+  parent      TEXT NOT NULL DEFAULT '',
+  spec        TEXT NOT NULL,
+  created_at  BIGINT NOT NULL,
+  updated_at  BIGINT NOT NULL
+);
+CREATE TABLE jobs (
+  id               TEXT PRIMARY KEY,
+  project_id       TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name             TEXT NOT NULL,
+  queue            TEXT NOT NULL,
+  spec             TEXT NOT NULL,
+  phase            TEXT NOT NULL,
+  reason           TEXT NOT NULL DEFAULT '',
+  message          TEXT NOT NULL DEFAULT '',
+  attempt          INTEGER NOT NULL DEFAULT 0,
+  restarts         INTEGER NOT NULL DEFAULT 0,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  code             TEXT NOT NULL DEFAULT '',
+  tasks            TEXT NOT NULL DEFAULT '[]',
+  created_by       TEXT NOT NULL,
+  created_by_id    TEXT NOT NULL,
+  created_at       BIGINT NOT NULL,
+  admitted_at      BIGINT NOT NULL DEFAULT 0,
+  started_at       BIGINT NOT NULL DEFAULT 0,
+  finished_at      BIGINT NOT NULL DEFAULT 0,
+  not_before       BIGINT NOT NULL DEFAULT 0,
+  ttl_seconds      BIGINT NOT NULL DEFAULT 0,
+  next_event       INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX jobs_by_project_name ON jobs(project_id, name);
+CREATE INDEX jobs_by_phase ON jobs(phase, id);
+CREATE INDEX jobs_by_queue ON jobs(queue, phase);
+CREATE TABLE job_events (
+  job_id   TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  seq      INTEGER NOT NULL,
+  time     BIGINT NOT NULL,
+  type     TEXT NOT NULL,
+  reason   TEXT NOT NULL,
+  message  TEXT NOT NULL,
+  PRIMARY KEY (job_id, seq)
+);
+)sql",
+       ""},
   };
   return *kMigrations;
 }

@@ -207,6 +207,27 @@ StatusOr<Token> TenancyService::InsertToken(Tx& tx, const std::string& user_id,
   return t;
 }
 
+StatusOr<Token> TenancyService::MintScopedToken(Tx& tx, const std::string& user_id,
+                                                const std::string& project_id,
+                                                std::string_view name, int64_t ttl_seconds) {
+  ASSIGN_OR_RETURN(ResultSet u, tx.Query("SELECT name FROM users WHERE id = ?", {user_id}));
+  if (u.empty()) return NotFoundError(fmt::format("user {} not found", user_id));
+  ASSIGN_OR_RETURN(ResultSet pr, tx.Query("SELECT name FROM projects WHERE id = ?", {project_id}));
+  if (pr.empty()) return NotFoundError(fmt::format("project {} not found", project_id));
+  TokenRequest req;
+  req.name = std::string(name);
+  req.project = AsText(pr.rows[0][0]);
+  req.role = Role::kEditor;
+  req.ttl_seconds = ttl_seconds;
+  return InsertToken(tx, user_id, AsText(u.rows[0][0]), req, project_id);
+}
+
+Status TenancyService::RevokeTokensNamed(Tx& tx, std::string_view name) {
+  return tx.Exec("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                 {clock_.NowMicros(), std::string(name)})
+      .status();
+}
+
 StatusOr<bool> TenancyService::Bootstrap(
     const std::function<Status(const std::string& token)>& save) {
   bool created = false;

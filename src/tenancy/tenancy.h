@@ -148,6 +148,17 @@ class TenancyService {
                                    const PageRequest& page);
   Status RevokeToken(const Principal& p, std::string_view token_id);
 
+  // For controllers acting for a user (no principal at hand), inside the
+  // caller's transaction: a token of `user_id` scoped to `project_id` with
+  // role editor, named `name` (jobs get one in LATHE_TOKEN).
+  StatusOr<Token> MintScopedToken(store::Tx& tx, const std::string& user_id,
+                                  const std::string& project_id, std::string_view name,
+                                  int64_t ttl_seconds);
+  // Revokes every active token named `name`. Call ForgetCachedTokens() after
+  // the transaction commits so this process stops accepting them at once.
+  Status RevokeTokensNamed(store::Tx& tx, std::string_view name);
+  void ForgetCachedTokens() { ForgetTokens(); }
+
  private:
   struct CacheEntry {
     Principal principal;
