@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "api/errors.h"
+#include "api/log_followers.h"
 #include "base/build_info.h"
 #include "base/clock.h"
 #include "base/id.h"
@@ -76,7 +77,17 @@ void WriteJson(http::Response& res, int status, const std::function<void(JsonWri
   fn(w);
 }
 
-Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics)
+void WriteTimeField(JsonWriter& w, std::string_view key, int64_t micros) {
+  w.Key(key);
+  if (micros == 0) {
+    w.Null();
+  } else {
+    w.String(FormatRfc3339(micros));
+  }
+}
+
+Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
+         JobRoutes job_routes)
     : store_(store),
       tenancy_(tenancy),
       metrics_(metrics),
@@ -85,7 +96,8 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
       latency_(metrics.AddHistogram("lathe_http_request_duration_seconds",
                                     "Time to handle an HTTP request, from parsed request to "
                                     "response ready.",
-                                    {"method", "route"})) {
+                                    {"method", "route"})),
+      job_routes_(std::move(job_routes)) {
   metrics.AddGauge("lathe_build_info", "Build information.", {"version", "commit"})
       .With({LATHE_VERSION, LATHE_GIT_COMMIT})
       .Set(1);
@@ -102,7 +114,10 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
   });
   RegisterSystemRoutes();
   RegisterTenancyRoutes();
+  if (job_routes_.jobs != nullptr) RegisterJobRoutes();
 }
+
+Api::~Api() = default;
 
 void Api::Authed(http::Method method, std::string_view pattern, ApiHandler handler) {
   router_.Add(method, pattern, [this, h = std::move(handler)](http::Request& req,
@@ -114,7 +129,7 @@ void Api::Authed(http::Method method, std::string_view pattern, ApiHandler handl
     req.user = principal->user_name;
     Call call{req, res, &*principal};
     Status st = h(call);
-    if (!st.ok()) WriteError(st, req.request_id, res);
+    if (!st.ok()) WriteError(st, req.request_id, res, call.invalid_as);
   });
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/errors.h"
 #include "base/json.h"
 #include "base/metrics.h"
 #include "base/status.h"
@@ -19,6 +20,11 @@
 #include "http/router.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
+
+namespace lathe::control {
+class JobService;
+class JobController;
+}  // namespace lathe::control
 
 namespace lathe::api {
 
@@ -28,6 +34,9 @@ struct Call {
   http::Response& res;
   // Set for authenticated routes.
   const tenancy::Principal* principal = nullptr;
+  // How a returned INVALID_ARGUMENT is answered (errors.h): handlers that
+  // take a resource spec switch to kUnprocessable (422) once the body parsed.
+  InvalidAs invalid_as = InvalidAs::kBadRequest;
 };
 
 using ApiHandler = std::function<Status(Call&)>;
@@ -38,10 +47,32 @@ StatusOr<JsonValue> ParseBody(const http::Request& req);
 StatusOr<tenancy::PageRequest> PageFromQuery(const http::Request& req);
 // Sets a JSON body written by `fn` and the status code.
 void WriteJson(http::Response& res, int status, const std::function<void(JsonWriter&)>& fn);
+// `key`: an RFC 3339 time, or null for 0 (µs since the epoch).
+void WriteTimeField(JsonWriter& w, std::string_view key, int64_t micros);
+
+// What the job, queue and code routes need (job_handlers.cc). Without a
+// JobService those routes are not registered (tests of other layers).
+struct JobRoutes {
+  control::JobService* jobs = nullptr;
+  // Pending reasons, submit-time fit checks, logs and cleanup through its
+  // executor; may be null (then no fit check, no pending_reason, and the
+  // log routes answer UNAVAILABLE).
+  control::JobController* controller = nullptr;
+  // Where uploaded code snapshots live ($LATHE_HOME/code): <digest>.tar.gz
+  // and the extracted <digest>/. "" disables PUT .../code and ?code=.
+  std::string code_root;
+};
+
+class LogFollowers;
 
 class Api {
  public:
-  Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics);
+  // The services must outlive the Api. Destroying the Api stops and joins
+  // the threads that stream followed logs, so destroy it before the
+  // JobController (and after the http::Server has shut down).
+  Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
+      JobRoutes job_routes = {});
+  ~Api();
 
   // Serves one request. Thread-safe.
   void Handle(http::Request& req, http::Response& res);
@@ -57,6 +88,7 @@ class Api {
  private:
   void RegisterSystemRoutes();
   void RegisterTenancyRoutes();
+  void RegisterJobRoutes();
 
   store::Store& store_;
   tenancy::TenancyService& tenancy_;
@@ -65,6 +97,8 @@ class Api {
   Histogram& latency_;
   http::Router router_;
   std::atomic<bool> draining_{false};
+  JobRoutes job_routes_;
+  std::unique_ptr<LogFollowers> log_followers_;
 };
 
 }  // namespace lathe::api

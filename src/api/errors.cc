@@ -5,10 +5,11 @@
 
 namespace lathe::api {
 
-int HttpStatusFor(StatusCode code) {
+int HttpStatusFor(StatusCode code, InvalidAs invalid_as) {
   switch (code) {
     case StatusCode::kOk: return 200;
     case StatusCode::kInvalidArgument:
+      return invalid_as == InvalidAs::kUnprocessable ? 422 : 400;
     case StatusCode::kOutOfRange: return 400;
     case StatusCode::kUnauthenticated: return 401;
     case StatusCode::kPermissionDenied: return 403;
@@ -28,8 +29,9 @@ int HttpStatusFor(StatusCode code) {
   return 500;
 }
 
-void WriteError(const Status& status, std::string_view request_id, http::Response& res) {
-  res.status = HttpStatusFor(status.code());
+void WriteError(const Status& status, std::string_view request_id, http::Response& res,
+                InvalidAs invalid_as) {
+  res.status = HttpStatusFor(status.code(), invalid_as);
   const StatusCode code = status.code();
   if (code == StatusCode::kInternal || code == StatusCode::kUnknown ||
       code == StatusCode::kDataLoss) {

@@ -16,18 +16,9 @@ using tenancy::User;
 
 namespace {
 
-void WriteTime(JsonWriter& w, std::string_view key, int64_t micros) {
-  w.Key(key);
-  if (micros == 0) {
-    w.Null();
-  } else {
-    w.String(FormatRfc3339(micros));
-  }
-}
-
 void EncodeUser(JsonWriter& w, const User& u) {
   w.BeginObject().Field("id", u.id).Field("name", u.name).Field("is_admin", u.is_admin);
-  WriteTime(w, "created_at", u.created_at);
+  WriteTimeField(w, "created_at", u.created_at);
   w.EndObject();
 }
 
@@ -38,13 +29,13 @@ void EncodeProject(JsonWriter& w, const Project& p) {
       .Field("description", p.description)
       .Field("created_by", p.created_by)
       .Field("role", tenancy::RoleName(p.role));
-  WriteTime(w, "created_at", p.created_at);
+  WriteTimeField(w, "created_at", p.created_at);
   w.EndObject();
 }
 
 void EncodeMember(JsonWriter& w, const Member& m) {
   w.BeginObject().Field("user", m.user_name).Field("role", tenancy::RoleName(m.role));
-  WriteTime(w, "created_at", m.created_at);
+  WriteTimeField(w, "created_at", m.created_at);
   w.EndObject();
 }
 
@@ -54,9 +45,9 @@ void EncodeToken(JsonWriter& w, const Token& t) {
   if (t.project.empty()) w.Null(); else w.String(t.project);
   w.Key("role");
   if (t.role) w.String(tenancy::RoleName(*t.role)); else w.Null();
-  WriteTime(w, "created_at", t.created_at);
-  WriteTime(w, "expires_at", t.expires_at);
-  WriteTime(w, "revoked_at", t.revoked_at);
+  WriteTimeField(w, "created_at", t.created_at);
+  WriteTimeField(w, "expires_at", t.expires_at);
+  WriteTimeField(w, "revoked_at", t.revoked_at);
   if (!t.secret.empty()) w.Field("token", t.secret);
   w.EndObject();
 }

@@ -2,6 +2,7 @@
 // back into Status (code, message and field from the error body).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,10 +19,20 @@ class ApiClient {
   static StatusOr<std::unique_ptr<ApiClient>> Make(const std::string& server,
                                                    const std::string& token);
 
-  // Sends a request with an optional JSON body; returns the parsed JSON
-  // answer (an empty object for 204).
+  // Sends a request with an optional body (JSON unless `content_type`
+  // says otherwise); returns the parsed JSON answer (an empty object for 204).
   StatusOr<JsonValue> Call(http::Method method, std::string_view path,
-                           std::string_view body = {});
+                           std::string_view body = {},
+                           std::string_view content_type = "application/json");
+
+  // GETs a text answer (job logs) as it came. `next_offset`, when not null,
+  // receives the X-Lathe-Next-Offset header (-1 when absent).
+  StatusOr<std::string> GetText(std::string_view path, int64_t* next_offset = nullptr);
+
+  // GETs a server-sent-event stream, calling on_event(event, data) until it
+  // returns false or the server ends the stream (http::Client::Stream).
+  Status Stream(std::string_view path,
+                const std::function<bool(std::string_view event, std::string_view data)>& on_event);
 
   // GETs every page of a list endpoint ({"items":[…],"next_page_token"})
   // and returns all items. With limit > 0, fetches one page of that size
@@ -32,6 +43,10 @@ class ApiClient {
   const std::string& server() const { return server_; }
 
  private:
+  // The answer whatever it is, or the error an error answer carries.
+  StatusOr<http::ClientResponse> Send(http::Method method, std::string_view path,
+                                      std::string_view body, std::string_view content_type);
+
   ApiClient(std::unique_ptr<http::Client> client, std::string server, std::string token)
       : client_(std::move(client)), server_(std::move(server)), token_(std::move(token)) {}
   std::unique_ptr<http::Client> client_;

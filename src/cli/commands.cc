@@ -15,6 +15,7 @@
 #include "base/json.h"
 #include "base/yaml.h"
 #include "cli/api_client.h"
+#include "cli/session.h"
 #include "http/message.h"
 
 namespace lathe::cli {
@@ -63,15 +64,12 @@ Status SaveConfig(const SavedConfig& c) {
   return OkStatus();
 }
 
+}  // namespace
+
 const char* Env(const char* name) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? v : nullptr;
 }
-
-struct Session {
-  std::unique_ptr<ApiClient> api;
-  OutputFormat format;
-};
 
 StatusOr<Session> Connect(const ClientOptions& o) {
   ASSIGN_OR_RETURN(OutputFormat format, ParseOutputFormat(o.output));
@@ -99,6 +97,8 @@ Status PrintListing(Session& s, const std::string& path, const ListOptions& l,
   if (!next.empty()) std::cerr << "more results: --page-token " << next << "\n";
   return OkStatus();
 }
+
+namespace {
 
 const std::vector<Column>& ProjectColumns() {
   static const auto* const kCols = new std::vector<Column>{
@@ -133,10 +133,10 @@ std::string ClientConfigPath() {
   return std::string(home ? home : ".") + "/.config/lathe/config.yaml";
 }
 
-StatusOr<int64_t> ParseDurationSeconds(const std::string& text) {
+StatusOr<int64_t> ParseDurationSeconds(const std::string& text, const std::string& flag) {
   auto bad = [&] {
     return InvalidArgumentError(
-        fmt::format("--ttl: \"{}\" is not a duration like 90d, 12h, 30m, 45s", text), "ttl");
+        fmt::format("--{}: \"{}\" is not a duration like 90d, 12h, 30m, 45s", flag, text), flag);
   };
   if (text.empty()) return bad();
   char* end = nullptr;

@@ -60,7 +60,7 @@ Status UserList(const ClientOptions& o, const ListOptions& l, std::ostream& out)
 
 Status WhoAmI(const ClientOptions& o, std::ostream& out);
 
-// "90d" → 7776000. INVALID_ARGUMENT naming --ttl otherwise.
-StatusOr<int64_t> ParseDurationSeconds(const std::string& text);
+// "90d" → 7776000. INVALID_ARGUMENT naming --`flag` otherwise.
+StatusOr<int64_t> ParseDurationSeconds(const std::string& text, const std::string& flag = "ttl");
 
 }  // namespace lathe::cli

@@ -9,9 +9,11 @@
 
 #include "base/build_info.h"
 #include "cli/commands.h"
+#include "cli/job_commands.h"
 #include "cli/server_command.h"
 #include "cli/server_config.h"
 #include "cli/sim_command.h"
+#include "exec/local/shim.h"
 
 namespace lathe::cli {
 namespace {
@@ -175,6 +177,113 @@ int Main(int argc, char** argv) {
   CLI::App* u_ls = users->add_subcommand("ls", "List users");
   AddListFlags(u_ls, &list);
   u_ls->callback([&] { run(UserList(client, list, std::cout)); });
+
+  // ---- job
+  CLI::App* job = app.add_subcommand("job", "Submit and manage training jobs");
+  job->require_subcommand(1);
+  std::string job_project, job_name;
+  auto add_project = [&job_project](CLI::App* cmd) {
+    cmd->add_option("--project", job_project, "Project of the job (default: $LATHE_PROJECT)");
+  };
+  auto add_job_arg = [&job_name](CLI::App* cmd) {
+    cmd->add_option("job", job_name, "Job name or id")->required();
+  };
+  JobSubmitOptions submit_opts;
+  CLI::App* j_submit = job->add_subcommand("submit", "Submit a job from a YAML or JSON spec");
+  j_submit->add_option("-f,--file", submit_opts.file, "Job spec file ('-' reads standard input)")
+      ->required();
+  add_project(j_submit);
+  j_submit->add_option("--code", submit_opts.code_dir,
+                       "Upload this directory as a snapshot; it becomes the working directory");
+  j_submit->add_flag("--wait", submit_opts.wait,
+                     "Wait until the job ends; exit 1 unless it succeeded");
+  j_submit->callback([&] {
+    submit_opts.project = job_project;
+    run(JobSubmit(client, submit_opts, std::cout));
+  });
+  JobListOptions job_list;
+  CLI::App* j_ls = job->add_subcommand("ls", "List a project's jobs");
+  add_project(j_ls);
+  j_ls->add_option("--phase", job_list.phase,
+                   "Only jobs in this phase: pending, admitted, launching, running, succeeded, "
+                   "failed, cancelled, timed_out");
+  j_ls->add_option("--queue", job_list.queue, "Only jobs of this queue");
+  AddListFlags(j_ls, &list);
+  j_ls->callback([&] {
+    job_list.project = job_project;
+    run(JobList(client, job_list, list, std::cout));
+  });
+  CLI::App* j_describe =
+      job->add_subcommand("describe", "Show a job: fields, tasks, events, why it is pending");
+  add_job_arg(j_describe);
+  add_project(j_describe);
+  j_describe->callback([&] { run(JobDescribe(client, job_project, job_name, std::cout)); });
+  CLI::App* j_cancel = job->add_subcommand("cancel", "Cancel a job (its tasks get SIGTERM, then SIGKILL)");
+  add_job_arg(j_cancel);
+  add_project(j_cancel);
+  j_cancel->callback([&] { run(JobCancel(client, job_project, job_name, std::cout)); });
+  CLI::App* j_rm = job->add_subcommand("rm", "Delete a finished job, its events and logs");
+  add_job_arg(j_rm);
+  add_project(j_rm);
+  j_rm->callback([&] { run(JobRemove(client, job_project, job_name, std::cout)); });
+  JobLogsOptions logs_opts;
+  CLI::App* j_logs = job->add_subcommand("logs", "Print a task's log");
+  add_job_arg(j_logs);
+  add_project(j_logs);
+  j_logs->add_option("--role", logs_opts.role, "Role of the task (default: the job's first role)");
+  j_logs->add_option("--index", logs_opts.index, "Replica index within the role (default 0)")
+      ->check(CLI::NonNegativeNumber);
+  j_logs->add_option("--stream", logs_opts.stream, "stdout (default) or stderr")
+      ->check(CLI::IsMember({"stdout", "stderr"}));
+  j_logs->add_flag("-f,--follow", logs_opts.follow, "Keep printing until the task ends");
+  j_logs->callback([&] { run(JobLogs(client, job_project, job_name, logs_opts, std::cout)); });
+  std::string wait_timeout;
+  CLI::App* j_wait =
+      job->add_subcommand("wait", "Wait until a job ends; exit 0 if it succeeded, 1 otherwise");
+  add_job_arg(j_wait);
+  add_project(j_wait);
+  j_wait->add_option("--timeout", wait_timeout, "Give up after a duration: 10m, 1h, 90s");
+  j_wait->callback([&] { run(JobWait(client, job_project, job_name, wait_timeout, std::cout)); });
+
+  // ---- queue
+  CLI::App* queue = app.add_subcommand("queue", "Manage scheduling queues (changes: server admins)");
+  queue->require_subcommand(1);
+  QueueOptions queue_opts;
+  auto add_queue_flags = [&queue_opts](CLI::App* cmd) {
+    cmd->add_option("-f,--file", queue_opts.file, "Queue spec file (YAML or JSON)");
+    cmd->add_option("--parent", queue_opts.parent, "Parent queue ('-' = none)");
+    cmd->add_option("--guarantee", queue_opts.guarantee,
+                    "Guaranteed resources, e.g. cpu=4,memory=16Gi,gpu=0");
+    cmd->add_option("--ceiling", queue_opts.ceiling,
+                    "Most resources the queue may use, e.g. cpu=16,gpu=2 ('none' = unlimited)");
+    cmd->add_option("--weight", queue_opts.weight, "Share of spare resources (default 1)")
+        ->check(CLI::PositiveNumber);
+  };
+  CLI::App* q_ls = queue->add_subcommand("ls", "List queues with usage and pending jobs");
+  AddListFlags(q_ls, &list);
+  q_ls->callback([&] { run(QueueList(client, list, std::cout)); });
+  CLI::App* q_get = queue->add_subcommand("get", "Show one queue");
+  q_get->add_option("name", name, "Queue name")->required();
+  q_get->callback([&] { run(QueueGet(client, name, std::cout)); });
+  CLI::App* q_create = queue->add_subcommand("create", "Create a queue from flags or -f FILE");
+  q_create->add_option("name", queue_opts.name, "Queue name (or `name` in -f's spec)");
+  add_queue_flags(q_create);
+  q_create->callback([&] { run(QueueCreate(client, queue_opts, std::cout)); });
+  CLI::App* q_update =
+      queue->add_subcommand("update", "Change a queue: only what the flags name, or all of -f FILE");
+  q_update->add_option("name", queue_opts.name, "Queue name")->required();
+  add_queue_flags(q_update);
+  q_update->callback([&] { run(QueueUpdate(client, queue_opts, std::cout)); });
+  CLI::App* q_rm = queue->add_subcommand("rm", "Delete a queue no active job uses");
+  q_rm->add_option("name", name, "Queue name")->required();
+  q_rm->callback([&] { run(QueueRemove(client, name, std::cout)); });
+
+  // ---- shim (started by the local executor, not by people: hidden)
+  CLI::App* shim = app.add_subcommand("shim", "Supervise one task of the local executor");
+  shim->group("");
+  std::string shim_dir;
+  shim->add_option("--dir", shim_dir, "The task's directory (holds launch.json)")->required();
+  shim->callback([&] { exit_code = exec::RunShim(shim_dir); });
 
   // ---- sim
   CLI::App* sim = app.add_subcommand(
