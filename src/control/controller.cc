@@ -120,7 +120,16 @@ bool Ended(const TaskStatus& s) {
          s.state == TaskState::kUnknown;
 }
 
-std::string StateText(TaskState s) { return std::string(exec::TaskStateName(s)); }
+// Copies what the executor reports of a task into its stored record.
+void Record(TaskRecord& t, const TaskStatus& s) {
+  t.state = std::string(exec::TaskStateName(s.state));
+  if (s.started_at_us > 0) t.started_at = s.started_at_us;
+  if (s.state == TaskState::kExited) {
+    t.exit_code = s.exit_code;
+    t.signal = s.signal;
+    t.finished_at = s.finished_at_us;
+  }
+}
 
 int64_t BackoffSeconds(const spec::Restart& r, int restarts) {
   int64_t b = std::max<int64_t>(r.backoff_seconds, 0);
@@ -255,11 +264,7 @@ Status JobController::Impl::Finalize(JobRecord& job, Phase expected,
     if (failed_code < 0 && t.state == "exited" && t.exit_code != 0) failed_code = t.exit_code;
   }
   for (size_t i = 0; i < job.tasks.size(); ++i) {
-    job.tasks[i].state = StateText(st[i].state);
-    if (st[i].state == TaskState::kExited) {
-      job.tasks[i].exit_code = st[i].exit_code;
-      job.tasks[i].signal = st[i].signal;
-    }
+    Record(job.tasks[i], st[i]);
     killed.erase(KeyOf(job, job.tasks[i]));
   }
   secrets.erase(SecretKey(job));
@@ -447,7 +452,8 @@ Status JobController::Impl::Observe(JobRecord& job) {
   if (phase == Phase::kAdmitted) {
     RETURN_IF_ERROR(Save(job, Phase::kAdmitted, Phase::kLaunching, "Launching",
                          fmt::format("starting {} tasks", job.tasks.size())));
-    return Launch(job, st);
+    RETURN_IF_ERROR(Launch(job, st));
+    return Observe(job);  // now launching: record what already started
   }
 
   // 3. Failures: a lost task or one that exited non-zero fails the attempt.
@@ -456,9 +462,10 @@ Status JobController::Impl::Observe(JobRecord& job) {
     const bool lost = st[i].state == TaskState::kLost;
     const bool failed = st[i].state == TaskState::kExited && st[i].exit_code != 0;
     if (!lost && !failed) continue;
-    for (size_t k = 0; k < st.size(); ++k) job.tasks[k].state = StateText(st[k].state);
-    job.tasks[i].exit_code = st[i].exit_code;
-    job.tasks[i].signal = st[i].signal;
+    for (size_t k = 0; k < st.size(); ++k) {
+      if (k != i && st[k].state == TaskState::kExited) continue;  // keep the cause unique
+      Record(job.tasks[k], st[k]);
+    }
     std::string msg = lost ? fmt::format("{}-{}: its supervisor vanished (lost)", t.role, t.index)
                       : st[i].signal != 0
                           ? fmt::format("{}-{} was killed by signal {} (exit code {})", t.role,
@@ -482,7 +489,7 @@ Status JobController::Impl::Observe(JobRecord& job) {
       return s.state == TaskState::kRunning || s.state == TaskState::kExited;
     });
     if (!all_started) return OkStatus();
-    for (size_t k = 0; k < st.size(); ++k) job.tasks[k].state = StateText(st[k].state);
+    for (size_t k = 0; k < st.size(); ++k) Record(job.tasks[k], st[k]);
     if (job.started_at == 0) job.started_at = now;
     const std::string limits =
         st.empty() || st[0].limits_enforced || st[0].message.empty() ? "" : "; " + st[0].message;
@@ -492,7 +499,7 @@ Status JobController::Impl::Observe(JobRecord& job) {
 
   // 5. Running: success by the framework's rule; stragglers are stopped.
   if (Succeeded(job, st)) {
-    for (size_t k = 0; k < st.size(); ++k) job.tasks[k].state = StateText(st[k].state);
+    for (size_t k = 0; k < st.size(); ++k) Record(job.tasks[k], st[k]);
     job.reason = std::string(kReasonCompleted);
     job.message = all_ended ? "every task exited 0" : "the deciding tasks exited 0; stopping the rest";
     if (all_ended) return Finalize(job, Phase::kRunning, st);

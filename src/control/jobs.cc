@@ -41,6 +41,7 @@ std::string EncodeTasks(const std::vector<TaskRecord>& tasks) {
     w.EndArray();
     w.Field("host", t.host).Field("port", t.port).Field("state", t.state);
     w.Field("exit_code", t.exit_code).Field("signal", t.signal);
+    w.Field("started_at", t.started_at).Field("finished_at", t.finished_at);
     w.EndObject();
   }
   w.EndArray();
@@ -66,6 +67,8 @@ StatusOr<std::vector<TaskRecord>> DecodeTasks(const std::string& text) {
     RETURN_IF_ERROR(r.String("state", &t.state));
     RETURN_IF_ERROR(r.Int("exit_code", &exit_code));
     RETURN_IF_ERROR(r.Int("signal", &signal));
+    RETURN_IF_ERROR(r.Int("started_at", &t.started_at));
+    RETURN_IF_ERROR(r.Int("finished_at", &t.finished_at));
     t.index = static_cast<int>(index);
     t.port = static_cast<int>(port);
     t.exit_code = static_cast<int>(exit_code);

@@ -41,6 +41,8 @@ struct TaskRecord {
   std::string state;  // "", "starting", "running", "exited", "lost"
   int exit_code = 0;
   int signal = 0;
+  int64_t started_at = 0;   // µs; when the process started (0 = not seen)
+  int64_t finished_at = 0;  // µs; when it exited
 };
 
 struct JobEvent {
