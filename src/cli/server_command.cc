@@ -18,7 +18,11 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "control/controller.h"
+#include "control/jobs.h"
+#include "exec/local/local_executor.h"
 #include "http/server.h"
+#include "spec/job_spec.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 
@@ -48,6 +52,13 @@ Status WriteFileAtomic(const std::string& path, const std::string& content, mode
     return InternalError(fmt::format("cannot rename {}: {}", tmp, std::strerror(errno)));
   }
   return OkStatus();
+}
+
+// The running binary, for `lathe shim` (tasks' supervisors).
+std::string SelfPath() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("lathe") : p.string();
 }
 
 double ResidentBytes() {
@@ -112,7 +123,36 @@ int RunServer(const ServerConfig& config) {
   const double start_time = static_cast<double>(SystemClock().NowMicros()) / 1e6;
   metrics.AddCallbackGauge("process_start_time_seconds", "Start time since the Unix epoch.",
                            [start_time] { return start_time; });
-  api::Api api(**store, tenancy, metrics);
+  // Training jobs: the job service (API side), the local executor and the
+  // job controller (scheduler + reconcile loop).
+  const std::string home_abs = std::filesystem::absolute(config.home).lexically_normal().string();
+  control::JobService jobs(**store, tenancy, SystemClock());
+  if (Status q = jobs.EnsureDefaultQueue(); !q.ok()) {
+    LOG_ERROR("cannot create the default queue: {}", q.ToString());
+    return 1;
+  }
+  exec::LocalExecutorOptions local;
+  local.root = home_abs + "/tasks";
+  local.shim_path = SelfPath();
+  local.virtual_nodes = static_cast<int>(config.local_nodes);
+  if (!config.local_cpu.empty()) {
+    local.node_capacity.cpu_milli = *spec::ParseCpuMilli(JsonValue::MakeString(config.local_cpu), "");
+  }
+  if (!config.local_memory.empty()) {
+    local.node_capacity.memory_mib =
+        *spec::ParseMemoryMib(JsonValue::MakeString(config.local_memory), "");
+  }
+  std::unique_ptr<exec::Executor> executor = exec::NewLocalExecutor(local);
+  control::ControllerOptions copts;
+  copts.policy = config.scheduler_policy;
+  copts.resync_interval_ms = config.scheduler_interval_ms;
+  copts.kill_grace_ms = config.jobs_kill_grace_ms;
+  copts.log_max_bytes = config.jobs_log_max_bytes;
+  copts.code_root = home_abs + "/code";
+  copts.work_root = home_abs + "/work";
+  control::JobController controller(**store, tenancy, *executor, SystemClock(), copts);
+
+  api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root});
 
   http::ServerOptions opts;
   opts.host = config.host();
@@ -138,6 +178,8 @@ int RunServer(const ServerConfig& config) {
   if (Status w = WriteFileAtomic(url_path, url + "\n", 0644); !w.ok()) {
     LOG_WARN("could not write {}: {}", url_path, w.ToString());
   }
+  controller.SetServerUrl(url);
+  controller.Start();
   LOG_INFO("lathe {} ({}) listening on {} with {} I/O threads; ready in {} ms", LATHE_VERSION,
            LATHE_GIT_COMMIT, url, opts.threads,
            (SystemClock().MonotonicNanos() - start_mono) / 1'000'000);
@@ -148,6 +190,7 @@ int RunServer(const ServerConfig& config) {
            opts.shutdown_grace_ms);
   api.SetDraining(true);
   server.Shutdown();
+  controller.Stop();  // tasks keep running under their shims; a restart reattaches
   std::filesystem::remove(url_path, ec);
   LOG_INFO("stopped");
   return 0;

@@ -11,6 +11,8 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/yaml.h"
+#include "sched/policy.h"
+#include "spec/job_spec.h"
 
 namespace lathe::cli {
 namespace {
@@ -55,6 +57,28 @@ std::vector<Setting> Bind(ServerConfig& c) {
              "how long a verified token is trusted without a store lookup; revocations through "
              "this server apply at once (default 10000)",
              &c.auth_token_cache_ttl_ms, 0),
+      text("scheduler.policy",
+           "named scheduling policy for training jobs: lathe, easy, fifo, drf, binpack, spread, "
+           "fgd, ... (default lathe; docs/scheduler.md)",
+           &c.scheduler_policy),
+      number("scheduler.interval_ms",
+             "the job controller's pass interval; submits and cancels also wake it (default 200)",
+             &c.scheduler_interval_ms, 10),
+      number("executor.local.nodes",
+             "0 = this machine is one node \"local\"; N = N virtual nodes local-0..local-N-1 for "
+             "testing gangs and placement (default 0)",
+             &c.local_nodes, 0),
+      text("executor.local.cpu", "CPU capacity per local node, e.g. 8 or 500m (default: online CPUs)",
+           &c.local_cpu),
+      text("executor.local.memory",
+           "memory capacity per local node, e.g. 16Gi (default: MemTotal of this machine)",
+           &c.local_memory),
+      number("jobs.kill_grace_ms", "cancel: SIGTERM, then SIGKILL after this long (default 10000)",
+             &c.jobs_kill_grace_ms, 0),
+      number("jobs.log_max_bytes",
+             "per task and stream, a log is rotated at this size; one rotated file is kept "
+             "(default 67108864)",
+             &c.jobs_log_max_bytes, 4096),
   };
   for (Setting& x : s) {
     std::string env = "LATHE_";
@@ -208,6 +232,18 @@ StatusOr<ServerConfig> LoadServerConfig(const std::map<std::string, std::string>
     return InvalidArgumentError(fmt::format("listen: port \"{}\" is not in 0..65535", port), "listen");
   }
   if (c.home.empty()) return InvalidArgumentError("home: must not be empty", "home");
+  if (auto policy = sched::NamedPolicy(c.scheduler_policy); !policy.ok()) {
+    return InvalidArgumentError(fmt::format("scheduler.policy: \"{}\" is not a policy ({})",
+                                            c.scheduler_policy, policy.status().message()),
+                                "scheduler.policy");
+  }
+  if (!c.local_cpu.empty()) {
+    RETURN_IF_ERROR(spec::ParseCpuMilli(JsonValue::MakeString(c.local_cpu), "executor.local.cpu").status());
+  }
+  if (!c.local_memory.empty()) {
+    RETURN_IF_ERROR(
+        spec::ParseMemoryMib(JsonValue::MakeString(c.local_memory), "executor.local.memory").status());
+  }
   if (c.store.empty()) c.store = "sqlite://" + c.home + "/lathe.db";
   return c;
 }

@@ -29,6 +29,14 @@ struct ServerConfig {
   int64_t http_idle_timeout_ms = 60'000;
   int64_t http_shutdown_grace_ms = 10'000;
   int64_t auth_token_cache_ttl_ms = 10'000;
+  // Training jobs (docs/config.md "Jobs").
+  std::string scheduler_policy = "lathe";
+  int64_t scheduler_interval_ms = 200;
+  int64_t local_nodes = 0;          // 0 = this machine as one node
+  std::string local_cpu;            // per node, e.g. "8" or "500m"; "" = detected
+  std::string local_memory;         // per node, e.g. "16Gi"; "" = detected
+  int64_t jobs_kill_grace_ms = 10'000;
+  int64_t jobs_log_max_bytes = 64 << 20;
 
   // Where the file settings came from ("" if none), for the start-up log.
   std::string config_file;
