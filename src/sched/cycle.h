@@ -51,7 +51,13 @@ class Cycle {
  private:
   void BuildJobs();
   int PickQueue();
-  void Allocate(JobEntry& e);
+  // Tries to bind e. True if e got no bind for want of free resources (not
+  // a queue limit or its constraints): the job that blocks later ones
+  // under Policy::head_blocks and the one that gets an EASY reservation.
+  bool Allocate(JobEntry& e);
+  // Strict order (Policy::head_blocks): pends every job not yet tried of
+  // queue q (of every queue with queue_order kFifo) behind `head`.
+  void BlockBehind(const JobEntry& head, int q);
   // Places one task; false (with *why for the first task of a job) if no
   // node fits.
   bool PlaceTask(const JobEntry& e, Eligibility& el, const Resources& req, bool first,

@@ -48,6 +48,13 @@ struct Policy {
   bool preempt = false;   // within a queue, by priority
   bool reclaim = false;   // across queues, down to guarantees
   bool backfill = false;  // EASY backfill with reservations
+  // Strict order: a job that cannot start blocks every job after it in its
+  // queue (with queue_order kFifo: every later job of any queue), as a
+  // FIFO batch queue without backfill does. Off: best-effort, later jobs
+  // that fit start (Kueue BestEffortFIFO). With backfill on, the blocked
+  // head's reservation is what holds later jobs back (EASY), so this has
+  // no effect.
+  bool head_blocks = false;
   // Aging: a pending job's effective priority rises by this much per hour
   // waited, so low priority jobs do not starve. 0 disables.
   double aging_per_hour = 0;
@@ -59,10 +66,12 @@ struct Policy {
   std::vector<WorkloadClass> workload;
 };
 
-// The named policies `lathe sim --policies` accepts: "fifo", "drf",
-// "binpack", "spread", "fgd", "random", "bestfit", "dotproduct",
-// "gpu-packing", "gpu-clustering", "sjf", "las", "lathe" (the default
-// production policy, without backfill) and "easy" (lathe plus EASY
+// The named policies `lathe sim --policies` accepts: "fifo" (submit order,
+// best-effort: a job that does not fit does not block later ones),
+// "fifo-strict" (submit order, the first job that does not fit blocks the
+// rest), "drf", "binpack", "spread", "fgd", "random", "bestfit",
+// "dotproduct", "gpu-packing", "gpu-clustering", "sjf", "las", "lathe" (the
+// default production policy, without backfill) and "easy" (lathe plus EASY
 // backfill). NOT_FOUND naming the policy otherwise.
 StatusOr<Policy> NamedPolicy(const std::string& name);
 std::vector<std::string> NamedPolicyNames();

@@ -195,6 +195,7 @@ Status ReadPolicy(const JsonValue& v, const std::string& path, Policy* p) {
   RETURN_IF_ERROR(r.Bool("preempt", &p->preempt));
   RETURN_IF_ERROR(r.Bool("reclaim", &p->reclaim));
   RETURN_IF_ERROR(r.Bool("backfill", &p->backfill));
+  RETURN_IF_ERROR(r.Bool("head_blocks", &p->head_blocks));
   RETURN_IF_ERROR(r.Double("aging_per_hour", &p->aging_per_hour));
   int64_t seed = static_cast<int64_t>(p->seed);
   RETURN_IF_ERROR(r.Int("seed", &seed));

@@ -375,7 +375,7 @@ int Cycle::PlaceTasks(const JobEntry& e, Eligibility& el, Statement& st, Bind* b
   return placed;
 }
 
-void Cycle::Allocate(JobEntry& e) {
+bool Cycle::Allocate(JobEntry& e) {
   const Job& job = *e.job;
   ++plan_.stats.jobs_considered;
   queues_.SettlePending(e.queue, e.total);
@@ -383,12 +383,12 @@ void Cycle::Allocate(JobEntry& e) {
   std::string why = queues_.CheckAllocatable(e.queue, e.gang);
   if (!why.empty()) {
     Pend(e, why);
-    return;
+    return false;
   }
   Eligibility& el = EligibilityOf(job);
   if (el.ranges.empty()) {
     Pend(e, el.reason);
-    return;
+    return false;
   }
   const int gang = policy_.gang ? job.GangSize() : 1;
   Statement st(&state_, &queues_);
@@ -404,7 +404,7 @@ void Cycle::Allocate(JobEntry& e) {
     plan_.stats.tasks_placed += placed;
     bound_.emplace_back(&e, plan_.binds.size());
     plan_.binds.push_back(std::move(bind));
-    return;
+    return false;
   }
   st.Discard();
   std::string reason = first_failure;
@@ -422,9 +422,23 @@ void Cycle::Allocate(JobEntry& e) {
   Pend(e, reason);
   // Only a job short of free resources gets the reservation, not one held
   // back by its queue, its constraints or an existing reservation.
-  if (policy_.backfill && reserved_for_ == nullptr && !excluded &&
-      queues_.CheckAllocatable(e.queue, e.gang).empty()) {
+  const bool short_of_resources = !excluded && queues_.CheckAllocatable(e.queue, e.gang).empty();
+  if (policy_.backfill && reserved_for_ == nullptr && short_of_resources) {
     Reserve(e, el, plan_.pending.size() - 1);
+  }
+  return short_of_resources;
+}
+
+void Cycle::BlockBehind(const JobEntry& head, int q) {
+  const bool all = policy_.queue_order == QueueOrder::kFifo;
+  for (int x = all ? 0 : q; x < (all ? queues_.size() : q + 1); ++x) {
+    if (cursor_[x] >= queue_jobs_[x].size()) continue;
+    for (; cursor_[x] < queue_jobs_[x].size(); ++cursor_[x]) {
+      // Not tried, so not in failed_: a blocked job does not preempt.
+      plan_.pending.push_back({queue_jobs_[x][cursor_[x]]->job->id,
+                               fmt::format("behind job {}, which does not fit (strict order)", head.job->id)});
+    }
+    for (int y = x; y >= 0; y = queues_.parent(y)) --active_[y];
   }
 }
 
@@ -437,7 +451,7 @@ Plan Cycle::Run() {
     if (cursor_[q] == queue_jobs_[q].size()) {
       for (int x = q; x >= 0; x = queues_.parent(x)) --active_[x];
     }
-    Allocate(*e);
+    if (Allocate(*e) && policy_.head_blocks && !policy_.backfill) BlockBehind(*e, q);
   }
   if (policy_.preempt || policy_.reclaim) Evict();
   return std::move(plan_);
