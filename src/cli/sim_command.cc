@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -203,6 +204,33 @@ Status RunEvents(const SimCommandOptions& o, const Inputs& in,
       q.push_back(std::move(row));
     }
     PrintTable(out, q);
+  }
+  // Average JCT by job size: the trade-off between policies that favour
+  // small jobs (best-effort fifo) and those that keep order for gangs (EASY).
+  std::map<int64_t, std::map<std::string, const sim::SizeClass*>> sizes;
+  for (const sim::SimResult& r : results) {
+    for (const sim::SizeClass& c : r.by_gpus) sizes[c.gpus][r.policy] = &c;
+  }
+  if (sizes.size() > 1 && sizes.size() <= 24) {
+    out << "\naverage JCT by job size (GPUs; jobs finished)\n";
+    std::vector<std::vector<std::string>> t = {{"GPUS", "JOBS"}};
+    for (const sim::SimResult& r : results) t[0].push_back(r.policy);
+    for (const auto& [gpus, by_policy] : sizes) {
+      std::vector<std::string> row = {std::to_string(gpus), std::to_string(by_policy.begin()->second->jobs)};
+      for (const sim::SimResult& r : results) {
+        auto it = by_policy.find(r.policy);
+        row.push_back(it == by_policy.end() ? "-" : Num(it->second->avg_jct));
+      }
+      t.push_back(std::move(row));
+    }
+    PrintTable(out, t);
+  }
+  // EASY's promise, checked: a reserved job starts by its first expected start.
+  for (const sim::SimResult& r : results) {
+    if (r.reserved_jobs == 0) continue;
+    out << fmt::format("\n{}: {} jobs got a reservation; {} started after its first expected start{}\n",
+                       r.policy, r.reserved_jobs, r.reserved_started_late,
+                       r.reserved_started_late > 0 ? fmt::format(" (up to {} s late)", r.max_reservation_delay) : "");
   }
   return OkStatus();
 }

@@ -104,6 +104,8 @@ void WriteSimResultJson(const SimResult& r, JsonWriter& w, size_t max_series) {
   w.Key("avg_unallocated_gpus").Double(r.avg_unallocated_gpus);
   w.Key("avg_fragmented_gpus").Double(r.avg_fragmented_gpus);
   w.Field("preemptions", r.preemptions).Field("reservations", r.reservations);
+  w.Field("reserved_jobs", r.reserved_jobs).Field("reserved_started_late", r.reserved_started_late);
+  w.Field("max_reservation_delay", r.max_reservation_delay);
   w.Field("cycles", r.cycles);
   w.Key("schedule_seconds").Double(r.schedule_seconds);
   w.Key("wall_seconds").Double(r.wall_seconds);
@@ -112,6 +114,12 @@ void WriteSimResultJson(const SimResult& r, JsonWriter& w, size_t max_series) {
     w.BeginObject().Field("queue", q.queue).Key("deserved").Double(q.deserved);
     w.Key("share").Double(q.share).Field("jobs", q.jobs).Key("avg_jct").Double(q.avg_jct);
     w.EndObject();
+  }
+  w.EndArray();
+  w.Key("by_gpus").BeginArray();
+  for (const SizeClass& c : r.by_gpus) {
+    w.BeginObject().Field("gpus", c.gpus).Field("jobs", c.jobs);
+    w.Key("avg_jct").Double(c.avg_jct).Key("avg_wait").Double(c.avg_wait).EndObject();
   }
   w.EndArray();
   // Thin the series evenly to at most max_series points.

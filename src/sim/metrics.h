@@ -64,6 +64,15 @@ struct QueueShare {
   double avg_jct = 0;
 };
 
+// Finished jobs of one size: the job's GPUs (all tasks, rounded up to whole
+// GPUs; 0 for CPU-only jobs).
+struct SizeClass {
+  int64_t gpus = 0;
+  int64_t jobs = 0;
+  double avg_jct = 0;
+  double avg_wait = 0;
+};
+
 struct SimResult {
   std::string policy;
   int64_t jobs = 0;
@@ -77,11 +86,19 @@ struct SimResult {
   double avg_fragmented_gpus = 0;     // average over samples
   int64_t preemptions = 0;
   int64_t reservations = 0;       // reservations in plans, summed over cycles (not applied)
+  // EASY reservations checked against what happened: jobs that got one,
+  // how many of them started after the expected start of their FIRST
+  // reservation, and the largest such delay (s). With exact runtime
+  // estimates, one queue and equal priorities EASY promises none late.
+  int64_t reserved_jobs = 0;
+  int64_t reserved_started_late = 0;
+  int64_t max_reservation_delay = 0;
   int64_t cycles = 0;
   double schedule_seconds = 0;    // wall time spent inside Schedule
   double wall_seconds = 0;        // wall time of the whole run
   std::vector<Sample> series;
   std::vector<QueueShare> queues;
+  std::vector<SizeClass> by_gpus;  // by GPUs ascending
 };
 
 // One point of the FGD fill experiment.

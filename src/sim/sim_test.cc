@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <set>
 
 #include "sched/policy.h"
@@ -470,6 +472,32 @@ TEST(Simulator, PreemptedJobRequeuesWithRemainingTimeAndAttainedService) {
   EXPECT_EQ(attained_seen[0], 4);
 }
 
+TEST(Simulator, ChecksThatReservedJobsStartByTheirFirstExpectedStart) {
+  // a holds the node until 10; a stand-in promises b the node from t=5 (a
+  // wrong promise): b starts at 10 and is counted 5 s late.
+  Workload w = OneNode(1, {MakeJob("a", 0, 10, 1000), MakeJob("b", 0, 5, 1000)});
+  SimOptions o;
+  o.schedule = [](const sched::Snapshot& s, const sched::Policy& p) {
+    sched::Plan plan = FirstFitFifo(s, p);
+    for (const sched::Job& j : s.pending) {
+      bool bound = false;
+      for (const sched::Bind& b : plan.binds) bound |= b.job_id == j.id;
+      if (!bound) plan.reservations.push_back({j.id, {"n0"}, 5});
+    }
+    return plan;
+  };
+  auto r = Simulate(w, sched::Policy{.name = "promise"}, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->reserved_jobs, 1);
+  EXPECT_EQ(r->reserved_started_late, 1);
+  EXPECT_EQ(r->max_reservation_delay, 5);
+  ASSERT_EQ(r->by_gpus.size(), 1u);
+  EXPECT_EQ(r->by_gpus[0].gpus, 1);
+  EXPECT_EQ(r->by_gpus[0].jobs, 2);
+  EXPECT_DOUBLE_EQ(r->by_gpus[0].avg_jct, (10.0 + 15) / 2);
+  EXPECT_DOUBLE_EQ(r->by_gpus[0].avg_wait, (0.0 + 10) / 2);
+}
+
 TEST(Simulator, OverCommittingPlanIsAnInternalError) {
   Workload w = OneNode(1, {MakeJob("a", 0, 10, 1000), MakeJob("b", 0, 10, 1000)});
   SimOptions o;
@@ -570,6 +598,77 @@ TEST(SimulatorWithScheduler, EveryNamedPolicyFinishesASmallTrace) {
     EXPECT_DOUBLE_EQ(r->queues[1].deserved, 0.75);
   }
   EXPECT_FALSE(sched::NamedPolicy("no-such-policy").ok());
+}
+
+// The trade-off behind bench/sim_philly.md, by hand. One node of 8 GPUs;
+// a (4 GPUs) runs 0–100; big (8 GPUs) arrives at 1; s1 (1 GPU, 10 s) at 2;
+// s2 (1 GPU, 500 s) at 3.
+//  fifo-strict: big waits for a (100–110), s1 and s2 wait behind big.
+//  fifo (best-effort): s1 and s2 start at once; big waits until s2 ends (503).
+//  easy: big reserves the node from 100; s1 ends by then and backfills; s2
+//        would not and waits; big runs 100–110 as reserved, and s2, which
+//        then gets the reservation, at 110.
+TEST(SimulatorWithScheduler, EasyKeepsTheGangsPlaceWhereBestEffortFifoLetsSmallJobsPass) {
+  Workload w = OneNode(8, {MakeJob("a", 0, 100, 4000), MakeJob("big", 1, 10, 8000),
+                           MakeJob("s1", 2, 10, 1000), MakeJob("s2", 3, 500, 1000)});
+  struct Want {
+    const char* policy;
+    double big_jct, small_avg_jct;
+    int64_t reserved;
+  };
+  for (const Want& want : {Want{"fifo-strict", 109, (118.0 + 607) / 2, 0},
+                           Want{"fifo", 512, (10.0 + 500) / 2, 0},
+                           Want{"easy", 109, (10.0 + 607) / 2, 2}}) {
+    auto r = Simulate(w, sched::NamedPolicy(want.policy).value(), SimOptions{.validate = true});
+    ASSERT_TRUE(r.ok()) << want.policy << ": " << r.status().ToString();
+    ASSERT_EQ(r->finished, 4) << want.policy;
+    std::map<int64_t, double> jct;
+    for (const SizeClass& c : r->by_gpus) jct[c.gpus] = c.avg_jct;
+    EXPECT_DOUBLE_EQ(jct[8], want.big_jct) << want.policy;
+    EXPECT_DOUBLE_EQ(jct[1], want.small_avg_jct) << want.policy;
+    EXPECT_EQ(r->reserved_jobs, want.reserved) << want.policy;
+    EXPECT_EQ(r->reserved_started_late, 0) << want.policy;
+  }
+}
+
+// EASY's promise over random Philly-like workloads (gangs of 1–32 GPUs,
+// heavy-tailed durations, an overloaded cluster, one queue, equal
+// priorities, exact runtime estimates): every job that gets a reservation
+// starts no later than the expected start of its first reservation, i.e.
+// backfilled jobs never delay it and the reservation never drifts.
+TEST(SimulatorWithScheduler, EasyBackfillNeverDelaysTheReservedJob) {
+  int64_t reserved = 0;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    std::mt19937_64 rng(seed);
+    auto rnd = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    Workload w;
+    for (int i = 0; i < 4; ++i) w.nodes.push_back(MakeNode("n" + std::to_string(i), 8, 48000, 393216));
+    w.queues.push_back(sched::Queue{.name = "default"});
+    static constexpr int kGpus[] = {1, 1, 1, 1, 1, 1, 2, 4, 8, 12, 16, 24, 32};
+    int64_t t = 0;
+    for (int j = 0; j < 120; ++j) {
+      t += rnd(0, 120);
+      int gpus = kGpus[rnd(0, 12)];
+      int tasks = (gpus + 7) / 8;
+      int per_task = gpus / tasks;
+      int64_t duration = static_cast<int64_t>(std::pow(10.0, rnd(10, 40) / 10.0));
+      SimJob sj = MakeJob("j" + std::to_string(j), t, duration, per_task * 1000, tasks);
+      sj.job.groups[0].request.cpu_milli = 4000LL * per_task;
+      sj.job.groups[0].request.memory_mib = 32768LL * per_task;
+      w.jobs.push_back(sj);
+    }
+    sched::Policy drf_backfill = sched::NamedPolicy("drf").value();
+    drf_backfill.backfill = true;
+    for (const sched::Policy& policy : {sched::NamedPolicy("easy").value(), drf_backfill}) {
+      auto r = Simulate(w, policy, SimOptions{.validate = true});
+      ASSERT_TRUE(r.ok()) << "seed " << seed << " " << policy.name << ": " << r.status().ToString();
+      EXPECT_EQ(r->finished, 120) << "seed " << seed << " " << policy.name;
+      EXPECT_EQ(r->reserved_started_late, 0)
+          << "seed " << seed << " " << policy.name << ": up to " << r->max_reservation_delay << " s late";
+      reserved += r->reserved_jobs;
+    }
+  }
+  EXPECT_GT(reserved, 200);  // the workloads do exercise reservations
 }
 
 TEST(SimulatorWithScheduler, FillOnFractionalTasks) {

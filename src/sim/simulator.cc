@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <map>
 #include <queue>
@@ -374,10 +376,28 @@ class Run {
       pending.erase(keep, pending.end());
       if (!error.ok()) return fail(error);
       if (!binds.empty()) return fail(InternalError("binds job " + binds.begin()->first + ", which is not pending"));
-      for (sched::RunningJob& rj : started) snap_.running.push_back(std::move(rj));
+      for (sched::RunningJob& rj : started) {
+        CheckReservation(rj.job.id, now);
+        snap_.running.push_back(std::move(rj));
+      }
     }
     reservations_ += static_cast<int64_t>(plan.reservations.size());
+    for (const sched::Reservation& r : plan.reservations) {
+      if (first_reserved_start_.emplace(r.job_id, r.expected_start).second) ++reserved_jobs_;
+    }
     return !plan.preemptions.empty() && !snap_.pending.empty();
+  }
+
+  // A job that got a reservation starts: late if after the expected start
+  // of its first one.
+  void CheckReservation(const std::string& job_id, int64_t now) {
+    auto it = first_reserved_start_.find(job_id);
+    if (it == first_reserved_start_.end()) return;
+    if (now > it->second) {
+      ++reserved_started_late_;
+      max_reservation_delay_ = std::max(max_reservation_delay_, now - it->second);
+    }
+    first_reserved_start_.erase(it);
   }
 
   void Progress(int64_t now, size_t arrived, bool last) {
@@ -402,6 +422,7 @@ class Run {
     std::vector<double> jct, wait;
     int64_t last_end = 0;
     std::vector<double> queue_jct_sum(w_.queues.size(), 0);
+    std::map<int64_t, SizeClass> by_gpus;
     std::vector<int64_t> queue_jobs(w_.queues.size(), 0);
     for (size_t i = 0; i < records_.size(); ++i) {
       const Record& rec = records_[i];
@@ -416,6 +437,18 @@ class Run {
       wait.push_back(c - static_cast<double>(j.duration));
       last_end = std::max(last_end, rec.end);
       if (q >= 0) queue_jct_sum[static_cast<size_t>(q)] += c;
+      int64_t milli = 0;
+      for (const sched::TaskGroup& g : j.job.groups) milli += g.request.gpu_milli * g.count;
+      SizeClass& size = by_gpus[(milli + 999) / 1000];
+      ++size.jobs;
+      size.avg_jct += c;  // sums until divided below
+      size.avg_wait += c - static_cast<double>(j.duration);
+    }
+    for (auto& [gpus, size] : by_gpus) {
+      size.gpus = gpus;
+      size.avg_jct /= static_cast<double>(size.jobs);
+      size.avg_wait /= static_cast<double>(size.jobs);
+      r.by_gpus.push_back(size);
     }
     auto mean = [](const std::vector<double>& v) {
       double s = 0;
@@ -439,6 +472,9 @@ class Run {
     r.avg_fragmented_gpus = series_.empty() ? 0 : frag / static_cast<double>(series_.size());
     r.preemptions = preemptions_;
     r.reservations = reservations_;
+    r.reserved_jobs = reserved_jobs_;
+    r.reserved_started_late = reserved_started_late_;
+    r.max_reservation_delay = max_reservation_delay_;
     r.cycles = cycles_;
     r.schedule_seconds = schedule_seconds_;
     r.series = series_;
@@ -511,6 +547,9 @@ class Run {
   int64_t first_time_ = 0;
   double cpu_integral_ = 0, gpu_integral_ = 0;
   int64_t cycles_ = 0, preemptions_ = 0, reservations_ = 0;
+  // Expected start of each pending job's first reservation (see CheckReservation).
+  std::unordered_map<std::string, int64_t> first_reserved_start_;
+  int64_t reserved_jobs_ = 0, reserved_started_late_ = 0, max_reservation_delay_ = 0;
   double schedule_seconds_ = 0;
   Clock::time_point last_progress_;
   bool printed_ = false;  // a progress line was written
@@ -624,6 +663,13 @@ StatusOr<FillResult> RunFill(const std::vector<sched::Node>& nodes,
   sched::Policy policy = policy_in;
   policy.seed = options.seed;
   if (policy.workload.empty()) policy.workload = classes;
+  if (const char* th = std::getenv("FGD_TYPICAL")) {  // DEBUG-TEMP
+    double total = 0; for (auto& c : policy.workload) total += c.weight;
+    double want = std::atof(th) / 100 * total, cum = 0; size_t i = 0;
+    while (cum < want && i < policy.workload.size()) cum += policy.workload[i++].weight;
+    policy.workload.resize(i);
+    fmt::print(stderr, "typical: {} classes\n", i);
+  }
 
   ClusterState cluster(nodes);
   const int64_t capacity = cluster.capacity().gpu_milli;
@@ -711,6 +757,16 @@ StatusOr<FillResult> RunFill(const std::vector<sched::Node>& nodes,
                                        policy.name, k + 1, 100 * p.arrived, result.failed);
       options.progress->flush();
     }
+  }
+  if (const char* dump = std::getenv("LATHE_FILL_DUMP")) {  // DEBUG-TEMP
+    FILE* f = std::fopen(fmt::format("{}.{}", dump, policy.name).c_str(), "w");
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const NodeFree& n = cluster.free()[i];
+      std::fprintf(f, "%s %lld %lld %lld", nodes[i].gpu_model.c_str(), (long long)nodes[i].capacity.cpu_milli, (long long)n.cpu_milli, (long long)n.memory_mib);
+      for (int64_t g : n.gpu_free) std::fprintf(f, " %lld", (long long)g);
+      std::fprintf(f, "\n");
+    }
+    std::fclose(f);
   }
   return result;
 }

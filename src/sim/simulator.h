@@ -14,7 +14,9 @@
 // restart penalty), then binds (the job runs for its remaining duration).
 // A running job's attained_gpu_seconds is what it had before its current
 // run (the scheduler adds the time since start_time itself).
-// Reservations only count in the statistics. A plan that over-commits a
+// Reservations are not applied; they are counted and checked: a job that
+// starts after the expected start of its first reservation is counted as
+// late (SimResult::reserved_started_late). A plan that over-commits a
 // node, binds an unknown job or part of a gang is an INTERNAL error naming
 // the policy: the simulator checks the scheduler's guarantees.
 //
