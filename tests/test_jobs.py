@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import LATHE
+from conftest import LATHE, Server
 
 PROJECT = "ml"
 
@@ -87,8 +87,10 @@ def test_echo_job_succeeds_and_its_log_says_hello(jobs, tmp_path):
     assert job["spec"]["roles"][0]["command"] == ["sh", "-c", "echo hello; echo to-stderr >&2"]
     for key in ("created_at", "admitted_at", "started_at", "finished_at"):
         assert job[key].endswith("Z"), key
-    assert job["tasks"] == [{"role": "main", "index": 0, "node": job["tasks"][0]["node"],
-                             "state": "exited", "exit_code": 0, "signal": 0}]
+    [task] = job["tasks"]
+    assert {k: task[k] for k in ("role", "index", "state", "exit_code", "signal")} == \
+        {"role": "main", "index": 0, "state": "exited", "exit_code": 0, "signal": 0}, task
+    assert task["node"] and task["started_at"] <= task["finished_at"], task
     # describe: fields, tasks and events; -o json carries the events too.
     table = cli(jobs, "job", "describe", "hello").stdout
     assert "PHASE:" in table and "succeeded" in table
@@ -153,6 +155,31 @@ def test_followed_log_streams_until_the_task_ends(jobs, tmp_path):
     assert time.time() - started < 20
     # Following a finished job prints what there is and ends at once.
     assert cli(jobs, "job", "logs", "ticker", "--follow").stdout == res.stdout
+
+
+def test_pending_job_says_why_in_describe(tmp_path):
+    server = Server(tmp_path / "home", extra_args=["--set", "executor.local.cpu=2"]).start()
+    try:
+        server.cli("project", "create", PROJECT)
+        submit(server, spec("hog", ["sleep", "60"], cpu=2))
+        wait_phase(server, "hog", {"running"})
+        submit(server, spec("waiter", ["true"], cpu=2))
+        deadline = time.time() + 20
+        while True:
+            job = get_job(server, "waiter")[1]
+            if job.get("pending_reason") or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        assert job["phase"] == "pending" and job["pending_reason"], job
+        table = cli(server, "job", "describe", "waiter").stdout
+        assert "PENDING REASON:" in table and job["pending_reason"] in table
+        q = json.loads(server.cli("queue", "get", "default", "-o", "json").stdout)
+        assert q["running"] == 1 and q["pending"] == 1 and q["usage"]["cpu"] == "2", q
+        cli(server, "job", "cancel", "hog")
+        res = cli(server, "job", "wait", "waiter", "--timeout", "30s")
+        assert "succeeded" in res.stdout
+    finally:
+        server.stop()
 
 
 def test_invalid_spec_answers_422_with_the_field_path(jobs):

@@ -42,12 +42,22 @@ using http::Method;
 namespace {
 
 constexpr size_t kMaxBatch = 1000;
-constexpr int64_t kLogReadBytes = 1 << 20;         // one ReadLog call, plain reads
-constexpr int64_t kMaxLogResponse = 16 << 20;      // one plain (non-follow) answer
-constexpr int64_t kFollowReadBytes = 64 << 10;     // one SSE event at most
-constexpr int64_t kFollowPollMs = 100;             // while the log is idle
+constexpr int64_t kLogReadBytes = 1 << 20;      // one ReadLog call, plain reads
+constexpr int64_t kMaxLogResponse = 16 << 20;   // one plain (non-follow) answer
+constexpr int64_t kFollowReadBytes = 64 << 10;  // one SSE event at most
+constexpr int64_t kFollowPollMs = 100;          // while the log is idle
 
 // ---- encoding
+
+// `key`: `value`, or null when it is empty.
+void WriteNullableString(JsonWriter& w, std::string_view key, const std::string& value) {
+  w.Key(key);
+  if (value.empty()) {
+    w.Null();
+  } else {
+    w.String(value);
+  }
+}
 
 void EncodeJob(JsonWriter& w, const JobRecord& j, control::JobController* controller) {
   w.BeginObject()
@@ -63,23 +73,22 @@ void EncodeJob(JsonWriter& w, const JobRecord& j, control::JobController* contro
       .Field("restarts", j.restarts)
       .Field("cancel_requested", j.cancel_requested)
       .Field("created_by", j.created_by);
-  w.Key("code");
-  if (j.code.empty()) w.Null(); else w.String(j.code);
+  WriteNullableString(w, "code", j.code);
   WriteTimeField(w, "created_at", j.created_at);
   WriteTimeField(w, "admitted_at", j.admitted_at);
   WriteTimeField(w, "started_at", j.started_at);
   WriteTimeField(w, "finished_at", j.finished_at);
   if (j.phase == Phase::kPending && controller != nullptr) {
-    std::string reason = controller->PendingReason(j.id);
-    w.Key("pending_reason");
-    if (reason.empty()) w.Null(); else w.String(reason);
+    WriteNullableString(w, "pending_reason", controller->PendingReason(j.id));
   }
   w.Key("tasks").BeginArray();
   for (const control::TaskRecord& t : j.tasks) {
     w.BeginObject().Field("role", t.role).Field("index", t.index).Field("node", t.node);
-    w.Key("state");
-    if (t.state.empty()) w.Null(); else w.String(t.state);
-    w.Field("exit_code", t.exit_code).Field("signal", t.signal).EndObject();
+    WriteNullableString(w, "state", t.state);
+    w.Field("exit_code", t.exit_code).Field("signal", t.signal);
+    WriteTimeField(w, "started_at", t.started_at);
+    WriteTimeField(w, "finished_at", t.finished_at);
+    w.EndObject();
   }
   w.EndArray();
   w.Key("spec");
@@ -122,8 +131,7 @@ StatusOr<std::map<std::string, QueueUsage>> LoadQueueUsage(store::Store& store) 
 
 void EncodeQueue(JsonWriter& w, const QueueRecord& q, const QueueUsage& u) {
   w.BeginObject().Field("name", q.spec.name);
-  w.Key("parent");
-  if (q.spec.parent.empty()) w.Null(); else w.String(q.spec.parent);
+  WriteNullableString(w, "parent", q.spec.parent);
   w.Key("spec");
   spec::WriteQueueSpec(w, q.spec);
   w.Key("usage")
@@ -145,8 +153,8 @@ void EncodeQueue(JsonWriter& w, const QueueRecord& q, const QueueUsage& u) {
 StatusOr<spec::JobSpec> DecodeJob(const JsonValue& v, const std::string& path,
                                   const std::string& project) {
   if (v.is_object()) {
-    if (const JsonValue* p = v.Find("project"); p != nullptr && p->is_string() &&
-                                                p->as_string() != project) {
+    if (const JsonValue* p = v.Find("project");
+        p != nullptr && p->is_string() && p->as_string() != project) {
       std::string field = path.empty() ? "project" : path + ".project";
       return InvalidArgumentError(
           fmt::format("{}: \"{}\" does not match the project in the path, \"{}\"", field,
@@ -213,7 +221,8 @@ bool IsDigest(std::string_view d) {
 // /dev/null; returns its exit status and what it wrote on stderr.
 StatusOr<int> RunQuiet(const std::vector<std::string>& argv, std::string* err) {
   int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return InternalError("pipe: " + std::string(std::strerror(errno)));
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
+    return InternalError("pipe: " + std::string(std::strerror(errno)));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
@@ -270,7 +279,9 @@ Status StoreSnapshot(const std::string& root, const std::string& digest, const s
   const fs::path archive = fs::path(root) / (digest + ".tar.gz");
   {
     int fd = ::open(upload.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return InternalError(fmt::format("cannot create {}: {}", upload.string(), std::strerror(errno)));
+    if (fd < 0)
+      return InternalError(
+          fmt::format("cannot create {}: {}", upload.string(), std::strerror(errno)));
     size_t off = 0;
     bool ok = true;
     while (ok && off < body.size()) {
@@ -294,8 +305,8 @@ Status StoreSnapshot(const std::string& root, const std::string& digest, const s
   fs::create_directory(staging, ec);
   if (ec) return InternalError(fmt::format("cannot create {}: {}", staging.string(), ec.message()));
   std::string err;
-  auto rc = RunQuiet({"tar", "-xzf", archive.string(), "-C", staging.string(), "--no-same-owner"},
-                     &err);
+  auto rc =
+      RunQuiet({"tar", "-xzf", archive.string(), "-C", staging.string(), "--no-same-owner"}, &err);
   if (!rc.ok() || *rc != 0) {
     fs::remove_all(staging, ec);
     fs::remove(archive, ec);
@@ -307,8 +318,8 @@ Status StoreSnapshot(const std::string& root, const std::string& digest, const s
       if (end > start) detail += (detail.empty() ? "" : "; ") + err.substr(start, end - start);
       start = end + 1;
     }
-    return InvalidArgumentError(
-        fmt::format("body: not a gzip-compressed tar archive ({})", detail), "body");
+    return InvalidArgumentError(fmt::format("body: not a gzip-compressed tar archive ({})", detail),
+                                "body");
   }
   fs::rename(staging, dir, ec);
   if (ec) {
@@ -316,8 +327,8 @@ Status StoreSnapshot(const std::string& root, const std::string& digest, const s
     std::error_code ignored;
     fs::remove_all(staging, ignored);
     if (!fs::is_directory(dir, ignored)) {
-      return InternalError(fmt::format("cannot rename {} to {}: {}", staging.string(),
-                                       dir.string(), ec.message()));
+      return InternalError(
+          fmt::format("cannot rename {} to {}: {}", staging.string(), dir.string(), ec.message()));
     }
   }
   return OkStatus();
@@ -332,8 +343,11 @@ size_t CompleteUtf8Prefix(std::string_view s) {
   for (size_t back = 1; back <= 4 && back <= n; ++back) {
     const auto c = static_cast<unsigned char>(s[n - back]);
     if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
-    size_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    size_t want = c < 0x80             ? 1
+                  : (c & 0xE0) == 0xC0 ? 2
+                  : (c & 0xF0) == 0xE0 ? 3
+                  : (c & 0xF8) == 0xF0 ? 4
+                                       : 1;
     return want > back ? n - back : n;
   }
   return n;
@@ -443,8 +457,8 @@ bool TaskFinished(exec::Executor& executor, store::Store& store, const exec::Tas
 // The producer of one followed log: "log" events with
 // {"offset","next_offset","text"} until the task has finished and its log is
 // drained, then one "end" event {"next_offset"}.
-void FollowLog(LogFollowers& followers, exec::Executor& executor, store::Store& store,
-               LogRequest r, std::shared_ptr<http::SseStream> sse) {
+void FollowLog(LogFollowers& followers, exec::Executor& executor, store::Store& store, LogRequest r,
+               std::shared_ptr<http::SseStream> sse) {
   int64_t offset = r.offset;
   bool finished = false;
   while (!sse->closed()) {
@@ -499,7 +513,8 @@ void Api::RegisterJobRoutes() {
 
   // ----- code snapshots
   Authed(Method::kPut, "/api/v1/projects/{project}/code", [this](Call& c) -> Status {
-    if (job_routes_.code_root.empty()) return UnimplementedError("this server keeps no code snapshots");
+    if (job_routes_.code_root.empty())
+      return UnimplementedError("this server keeps no code snapshots");
     RETURN_IF_ERROR(
         tenancy_.AuthorizeProject(*c.principal, c.req.PathParam("project"), tenancy::Role::kEditor)
             .status());
@@ -522,7 +537,8 @@ void Api::RegisterJobRoutes() {
     const std::string& project = c.req.PathParam("project");
     std::string code;
     if (c.req.QueryParam("code", &code)) {
-      if (job_routes_.code_root.empty()) return UnimplementedError("this server keeps no code snapshots");
+      if (job_routes_.code_root.empty())
+        return UnimplementedError("this server keeps no code snapshots");
       if (!IsDigest(code)) {
         return InvalidArgumentError(
             fmt::format("code: \"{}\" is not a snapshot digest (64 hex digits)", code), "code");
@@ -599,16 +615,18 @@ void Api::RegisterJobRoutes() {
     return OkStatus();
   });
 
-  Authed(Method::kGet, "/api/v1/projects/{project}/jobs/{job}", [jobs, controller](Call& c) -> Status {
-    ASSIGN_OR_RETURN(JobRecord j,
-                     jobs->Get(*c.principal, c.req.PathParam("project"), c.req.PathParam("job")));
-    WriteJson(c.res, 200, [&](JsonWriter& w) { EncodeJob(w, j, controller); });
-    return OkStatus();
-  });
+  Authed(Method::kGet, "/api/v1/projects/{project}/jobs/{job}",
+         [jobs, controller](Call& c) -> Status {
+           ASSIGN_OR_RETURN(JobRecord j, jobs->Get(*c.principal, c.req.PathParam("project"),
+                                                   c.req.PathParam("job")));
+           WriteJson(c.res, 200, [&](JsonWriter& w) { EncodeJob(w, j, controller); });
+           return OkStatus();
+         });
 
   Authed(Method::kGet, "/api/v1/projects/{project}/jobs/{job}/events", [jobs](Call& c) -> Status {
-    ASSIGN_OR_RETURN(std::vector<control::JobEvent> events,
-                     jobs->Events(*c.principal, c.req.PathParam("project"), c.req.PathParam("job")));
+    ASSIGN_OR_RETURN(
+        std::vector<control::JobEvent> events,
+        jobs->Events(*c.principal, c.req.PathParam("project"), c.req.PathParam("job")));
     WriteJson(c.res, 200, [&](JsonWriter& w) {
       w.BeginObject().Key("events").BeginArray();
       for (const control::JobEvent& e : events) EncodeEvent(w, e);
@@ -619,73 +637,77 @@ void Api::RegisterJobRoutes() {
 
   // POST …/jobs/{job}:cancel. The router matches whole segments, so the
   // action suffix is taken apart here.
-  Authed(Method::kPost, "/api/v1/projects/{project}/jobs/{job}", [jobs, controller](Call& c) -> Status {
-    constexpr std::string_view kCancel = ":cancel";
-    const std::string& target = c.req.PathParam("job");
-    if (target.size() <= kCancel.size() ||
-        target.compare(target.size() - kCancel.size(), kCancel.size(), kCancel) != 0) {
-      c.res.SetHeader("Allow", "GET, HEAD, DELETE");
-      WriteErrorBody(405, "METHOD_NOT_ALLOWED",
-                     "method POST not allowed for " + c.req.path + " (did you mean …:cancel?)", "",
-                     c.req.request_id, c.res);
-      return OkStatus();
-    }
-    ASSIGN_OR_RETURN(JobRecord j, jobs->Cancel(*c.principal, c.req.PathParam("project"),
-                                              target.substr(0, target.size() - kCancel.size())));
-    if (controller != nullptr) controller->Poke();
-    WriteJson(c.res, 200, [&](JsonWriter& w) { EncodeJob(w, j, controller); });
-    return OkStatus();
-  });
+  Authed(Method::kPost, "/api/v1/projects/{project}/jobs/{job}",
+         [jobs, controller](Call& c) -> Status {
+           constexpr std::string_view kCancel = ":cancel";
+           const std::string& target = c.req.PathParam("job");
+           if (target.size() <= kCancel.size() ||
+               target.compare(target.size() - kCancel.size(), kCancel.size(), kCancel) != 0) {
+             c.res.SetHeader("Allow", "GET, HEAD, DELETE");
+             WriteErrorBody(
+                 405, "METHOD_NOT_ALLOWED",
+                 "method POST not allowed for " + c.req.path + " (did you mean …:cancel?)", "",
+                 c.req.request_id, c.res);
+             return OkStatus();
+           }
+           ASSIGN_OR_RETURN(JobRecord j,
+                            jobs->Cancel(*c.principal, c.req.PathParam("project"),
+                                         target.substr(0, target.size() - kCancel.size())));
+           if (controller != nullptr) controller->Poke();
+           WriteJson(c.res, 200, [&](JsonWriter& w) { EncodeJob(w, j, controller); });
+           return OkStatus();
+         });
 
-  Authed(Method::kDelete, "/api/v1/projects/{project}/jobs/{job}", [jobs, controller](Call& c) -> Status {
-    ASSIGN_OR_RETURN(JobRecord j,
-                     jobs->Remove(*c.principal, c.req.PathParam("project"), c.req.PathParam("job")));
-    if (controller != nullptr) {
-      Status st = controller->executor().Remove(j.id);
-      if (!st.ok() && st.code() != StatusCode::kNotFound) {
-        LOG_WARN("request {}: job {} removed, but not its task files: {}", c.req.request_id, j.id,
-                 st.ToString());
-      }
-    }
-    c.res.status = 204;
-    c.res.body.clear();
-    return OkStatus();
-  });
+  Authed(Method::kDelete, "/api/v1/projects/{project}/jobs/{job}",
+         [jobs, controller](Call& c) -> Status {
+           ASSIGN_OR_RETURN(JobRecord j, jobs->Remove(*c.principal, c.req.PathParam("project"),
+                                                      c.req.PathParam("job")));
+           if (controller != nullptr) {
+             Status st = controller->executor().Remove(j.id);
+             if (!st.ok() && st.code() != StatusCode::kNotFound) {
+               LOG_WARN("request {}: job {} removed, but not its task files: {}", c.req.request_id,
+                        j.id, st.ToString());
+             }
+           }
+           c.res.status = 204;
+           c.res.body.clear();
+           return OkStatus();
+         });
 
   Authed(Method::kGet, "/api/v1/projects/{project}/jobs/{job}/logs",
          [this, jobs, controller](Call& c) -> Status {
-    ASSIGN_OR_RETURN(JobRecord j,
-                     jobs->Get(*c.principal, c.req.PathParam("project"), c.req.PathParam("job")));
-    ASSIGN_OR_RETURN(LogRequest r, DecodeLogRequest(c.req, j));
-    if (controller == nullptr) return UnavailableError("this server runs no executor");
-    exec::Executor& executor = controller->executor();
-    if (r.follow) {
-      auto sse = std::make_shared<http::SseStream>();
-      RETURN_IF_ERROR(log_followers_->Start([this, &executor, r, sse] {
-        FollowLog(*log_followers_, executor, store_, r, sse);
-      }));
-      c.res.status = 200;
-      c.res.sse = std::move(sse);
-      return OkStatus();
-    }
-    std::string text;
-    int64_t offset = r.offset;
-    while (static_cast<int64_t>(text.size()) < kMaxLogResponse) {
-      auto chunk = executor.ReadLog(r.key, r.stream, offset, kLogReadBytes);
-      if (!chunk.ok()) {
-        if (chunk.status().code() == StatusCode::kNotFound) break;  // not started yet
-        return chunk.status();
-      }
-      text += chunk->data;
-      offset = chunk->next_offset;
-      if (chunk->eof || chunk->data.empty()) break;
-    }
-    c.res.status = 200;
-    c.res.content_type = "text/plain; charset=utf-8";
-    c.res.SetHeader("X-Lathe-Next-Offset", std::to_string(offset));
-    c.res.body = std::move(text);
-    return OkStatus();
-  });
+           ASSIGN_OR_RETURN(JobRecord j, jobs->Get(*c.principal, c.req.PathParam("project"),
+                                                   c.req.PathParam("job")));
+           ASSIGN_OR_RETURN(LogRequest r, DecodeLogRequest(c.req, j));
+           if (controller == nullptr) return UnavailableError("this server runs no executor");
+           exec::Executor& executor = controller->executor();
+           if (r.follow) {
+             auto sse = std::make_shared<http::SseStream>();
+             RETURN_IF_ERROR(log_followers_->Start([this, &executor, r, sse] {
+               FollowLog(*log_followers_, executor, store_, r, sse);
+             }));
+             c.res.status = 200;
+             c.res.sse = std::move(sse);
+             return OkStatus();
+           }
+           std::string text;
+           int64_t offset = r.offset;
+           while (static_cast<int64_t>(text.size()) < kMaxLogResponse) {
+             auto chunk = executor.ReadLog(r.key, r.stream, offset, kLogReadBytes);
+             if (!chunk.ok()) {
+               if (chunk.status().code() == StatusCode::kNotFound) break;  // not started yet
+               return chunk.status();
+             }
+             text += chunk->data;
+             offset = chunk->next_offset;
+             if (chunk->eof || chunk->data.empty()) break;
+           }
+           c.res.status = 200;
+           c.res.content_type = "text/plain; charset=utf-8";
+           c.res.SetHeader("X-Lathe-Next-Offset", std::to_string(offset));
+           c.res.body = std::move(text);
+           return OkStatus();
+         });
 
   // ----- queues
   Authed(Method::kGet, "/api/v1/queues", [this, jobs](Call& c) -> Status {
@@ -698,10 +720,9 @@ void Api::RegisterJobRoutes() {
     ASSIGN_OR_RETURN(auto usage, LoadQueueUsage(store_));
     std::sort(queues.begin(), queues.end(),
               [](const QueueRecord& a, const QueueRecord& b) { return a.spec.name < b.spec.name; });
-    auto first = std::upper_bound(queues.begin(), queues.end(), after,
-                                  [](const std::string& name, const QueueRecord& q) {
-                                    return name < q.spec.name;
-                                  });
+    auto first = std::upper_bound(
+        queues.begin(), queues.end(), after,
+        [](const std::string& name, const QueueRecord& q) { return name < q.spec.name; });
     if (after.empty()) first = queues.begin();
     const auto count = std::min<int64_t>(page.limit, queues.end() - first);
     const bool more = queues.end() - first > count;
@@ -726,9 +747,8 @@ void Api::RegisterJobRoutes() {
     return OkStatus();
   };
   Authed(Method::kPost, "/api/v1/queues", [put_queue](Call& c) { return put_queue(c, "", true); });
-  Authed(Method::kPut, "/api/v1/queues/{queue}", [put_queue](Call& c) {
-    return put_queue(c, c.req.PathParam("queue"), false);
-  });
+  Authed(Method::kPut, "/api/v1/queues/{queue}",
+         [put_queue](Call& c) { return put_queue(c, c.req.PathParam("queue"), false); });
   Authed(Method::kGet, "/api/v1/queues/{queue}", [this, jobs](Call& c) -> Status {
     ASSIGN_OR_RETURN(QueueRecord q, jobs->GetQueue(*c.principal, c.req.PathParam("queue")));
     ASSIGN_OR_RETURN(auto usage, LoadQueueUsage(store_));

@@ -60,7 +60,8 @@ StatusOr<JsonValue> ReadSpecFile(const std::string& path) {
   }
   auto doc = ParseYaml(buf.str());
   if (!doc.ok()) return doc.status().WithPrefix(path);
-  if (!doc->is_object()) return InvalidArgumentError(fmt::format("{}: expected a mapping", path), "file");
+  if (!doc->is_object())
+    return InvalidArgumentError(fmt::format("{}: expected a mapping", path), "file");
   return doc;
 }
 
@@ -71,7 +72,8 @@ StatusOr<std::string> TarDirectory(const std::string& dir) {
     return InvalidArgumentError(fmt::format("--code: {} is not a directory", dir), "code");
   }
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return InternalError(std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return InternalError(std::string("pipe: ") + std::strerror(errno));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
@@ -135,7 +137,7 @@ std::string ResourcesText(const JsonValue* r) {
 
 const std::vector<Column>& JobColumns() {
   static const auto* const kCols = new std::vector<Column>{
-      {"NAME", "name"},   {"PHASE", "phase"},     {"REASON", "reason"}, {"QUEUE", "queue"},
+      {"NAME", "name"},       {"PHASE", "phase"},        {"REASON", "reason"}, {"QUEUE", "queue"},
       {"ATTEMPT", "attempt"}, {"CREATED", "created_at"}, {"ID", "id"}};
   return *kCols;
 }
@@ -162,12 +164,12 @@ Status WaitForJob(Session& s, const std::string& project, const std::string& job
       }
       if (phase == "succeeded") return OkStatus();
       std::string why = Text(j, "message").empty() ? Text(j, "reason") : Text(j, "message");
-      return FailedPreconditionError(
-          fmt::format("job \"{}\" ended {}{}", Text(j, "name"), phase, why.empty() ? "" : ": " + why));
+      return FailedPreconditionError(fmt::format("job \"{}\" ended {}{}", Text(j, "name"), phase,
+                                                 why.empty() ? "" : ": " + why));
     }
     if (timeout_seconds > 0 && std::chrono::steady_clock::now() + pause > deadline) {
-      return DeadlineExceededError(fmt::format("job \"{}\" is still {} after --timeout",
-                                               Text(j, "name"), phase));
+      return DeadlineExceededError(
+          fmt::format("job \"{}\" is still {} after --timeout", Text(j, "name"), phase));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 3 / 2, std::chrono::milliseconds(2000));
@@ -193,14 +195,14 @@ Status JobSubmit(const ClientOptions& o, const JobSubmitOptions& j, std::ostream
   std::string path = "/api/v1/projects/" + Seg(project) + "/jobs";
   if (!archive.empty()) {
     ASSIGN_OR_RETURN(JsonValue uploaded,
-                     s.api->Call(Method::kPut, "/api/v1/projects/" + Seg(project) + "/code", archive,
-                                 "application/gzip"));
+                     s.api->Call(Method::kPut, "/api/v1/projects/" + Seg(project) + "/code",
+                                 archive, "application/gzip"));
     path += "?code=" + Text(uploaded, "digest");
   }
   ASSIGN_OR_RETURN(JsonValue job, s.api->Call(Method::kPost, path, doc.Dump()));
   if (s.format == OutputFormat::kTable) {
-    out << fmt::format("job \"{}\" submitted (id {}, queue {})\n", Text(job, "name"), Text(job, "id"),
-                       Text(job, "queue"));
+    out << fmt::format("job \"{}\" submitted (id {}, queue {})\n", Text(job, "name"),
+                       Text(job, "id"), Text(job, "queue"));
   } else if (!j.wait) {
     PrintObject(out, s.format, job, {});
   }
@@ -227,7 +229,8 @@ Status JobDescribe(const ClientOptions& o, const std::string& project_flag, cons
   ASSIGN_OR_RETURN(std::string project, ResolveProject(project_flag));
   ASSIGN_OR_RETURN(Session s, Connect(o));
   ASSIGN_OR_RETURN(JsonValue j, GetJob(s, project, job));
-  ASSIGN_OR_RETURN(JsonValue ev, s.api->Call(Method::kGet, JobPath(project, Text(j, "id")) + "/events"));
+  ASSIGN_OR_RETURN(JsonValue ev,
+                   s.api->Call(Method::kGet, JobPath(project, Text(j, "id")) + "/events"));
   const JsonValue* events = ev.Find("events");
   if (s.format != OutputFormat::kTable) {
     std::vector<JsonValue::Member> members = j.members();
@@ -235,15 +238,18 @@ Status JobDescribe(const ClientOptions& o, const std::string& project_flag, cons
     PrintObject(out, s.format, JsonValue::MakeObject(std::move(members)), {});
     return OkStatus();
   }
-  std::vector<Column> fields = {{"NAME", "name"},         {"ID", "id"},
-                                {"PROJECT", "project"},   {"QUEUE", "queue"},
-                                {"PRIORITY", "priority"}, {"PHASE", "phase"},
-                                {"REASON", "reason"},     {"MESSAGE", "message"}};
+  std::vector<Column> fields = {
+      {"NAME", "name"},         {"ID", "id"},       {"PROJECT", "project"}, {"QUEUE", "queue"},
+      {"PRIORITY", "priority"}, {"PHASE", "phase"}, {"REASON", "reason"},   {"MESSAGE", "message"}};
   if (Text(j, "phase") == "pending") fields.push_back({"PENDING REASON", "pending_reason"});
-  for (Column c : std::vector<Column>{{"ATTEMPT", "attempt"},      {"RESTARTS", "restarts"},
-                                      {"CREATED BY", "created_by"}, {"CREATED", "created_at"},
-                                      {"ADMITTED", "admitted_at"},  {"STARTED", "started_at"},
-                                      {"FINISHED", "finished_at"},  {"CODE", "code"}}) {
+  for (Column c : std::vector<Column>{{"ATTEMPT", "attempt"},
+                                      {"RESTARTS", "restarts"},
+                                      {"CREATED BY", "created_by"},
+                                      {"CREATED", "created_at"},
+                                      {"ADMITTED", "admitted_at"},
+                                      {"STARTED", "started_at"},
+                                      {"FINISHED", "finished_at"},
+                                      {"CODE", "code"}}) {
     fields.push_back(c);
   }
   PrintObject(out, s.format, j, fields);
@@ -251,8 +257,12 @@ Status JobDescribe(const ClientOptions& o, const std::string& project_flag, cons
   out << "\nTasks:\n";
   if (tasks != nullptr && tasks->is_array() && !tasks->items().empty()) {
     PrintList(out, s.format, tasks->items(),
-              {{"ROLE", "role"}, {"INDEX", "index"}, {"NODE", "node"}, {"STATE", "state"},
-               {"EXIT CODE", "exit_code"}, {"SIGNAL", "signal"}});
+              {{"ROLE", "role"},
+               {"INDEX", "index"},
+               {"NODE", "node"},
+               {"STATE", "state"},
+               {"EXIT CODE", "exit_code"},
+               {"SIGNAL", "signal"}});
   } else {
     out << "(none placed)\n";
   }
@@ -296,8 +306,8 @@ Status JobLogs(const ClientOptions& o, const std::string& project_flag, const st
                                 "stream");
   }
   ASSIGN_OR_RETURN(Session s, Connect(o));
-  std::string path = JobPath(project, job) + "/logs?stream=" + l.stream +
-                     "&index=" + std::to_string(l.index);
+  std::string path =
+      JobPath(project, job) + "/logs?stream=" + l.stream + "&index=" + std::to_string(l.index);
   if (!l.role.empty()) path += "&role=" + http::PercentEncode(l.role);
   if (!l.follow) {
     ASSIGN_OR_RETURN(std::string text, s.api->GetText(path));
@@ -306,24 +316,24 @@ Status JobLogs(const ClientOptions& o, const std::string& project_flag, const st
     return OkStatus();
   }
   Status failed;
-  RETURN_IF_ERROR(s.api->Stream(path + "&follow=true", [&](std::string_view event,
-                                                           std::string_view data) {
-    if (event == "end") return false;
-    auto doc = ParseJson(data);
-    if (!doc.ok()) {
-      failed = doc.status().WithPrefix("server sent an unreadable log event");
-      return false;
-    }
-    if (event == "error") {
-      failed = UnavailableError(Text(*doc, "message"));
-      return false;
-    }
-    if (event == "log") {
-      out << Text(*doc, "text");
-      out.flush();
-    }
-    return true;
-  }));
+  RETURN_IF_ERROR(
+      s.api->Stream(path + "&follow=true", [&](std::string_view event, std::string_view data) {
+        if (event == "end") return false;
+        auto doc = ParseJson(data);
+        if (!doc.ok()) {
+          failed = doc.status().WithPrefix("server sent an unreadable log event");
+          return false;
+        }
+        if (event == "error") {
+          failed = UnavailableError(Text(*doc, "message"));
+          return false;
+        }
+        if (event == "log") {
+          out << Text(*doc, "text");
+          out.flush();
+        }
+        return true;
+      }));
   return failed;
 }
 
@@ -362,9 +372,9 @@ JsonValue QueueRow(const JsonValue& q) {
 
 const std::vector<Column>& QueueColumns() {
   static const auto* const kCols = new std::vector<Column>{
-      {"NAME", "name"},       {"PARENT", "parent"}, {"WEIGHT", "weight"},
+      {"NAME", "name"},           {"PARENT", "parent"},   {"WEIGHT", "weight"},
       {"GUARANTEE", "guarantee"}, {"CEILING", "ceiling"}, {"USAGE", "usage"},
-      {"RUNNING", "running"}, {"PENDING", "pending"}};
+      {"RUNNING", "running"},     {"PENDING", "pending"}};
   return *kCols;
 }
 

@@ -17,7 +17,7 @@
 namespace lathe::cli {
 
 struct JobSubmitOptions {
-  std::string file;      // YAML or JSON job spec ("-" = standard input)
+  std::string file;  // YAML or JSON job spec ("-" = standard input)
   std::string project;
   std::string code_dir;  // uploaded as a tar.gz snapshot, the job's working directory
   bool wait = false;     // then wait until the job ends (error unless it succeeded)
@@ -55,7 +55,7 @@ Status JobWait(const ClientOptions& o, const std::string& project, const std::st
                const std::string& timeout, std::ostream& out);
 
 struct QueueOptions {
-  std::string file;       // a queue spec (YAML/JSON) instead of the flags
+  std::string file;  // a queue spec (YAML/JSON) instead of the flags
   std::string name;
   std::string parent;     // update: "-" clears it
   std::string guarantee;  // "cpu=4,memory=16Gi,gpu=0"
