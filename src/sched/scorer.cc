@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <random>
 #include <tuple>
@@ -162,9 +163,12 @@ class GpuClusteringScorer : public Scorer {
 };
 
 // FGD: place the task where the node's fragmentation F_n(M) grows least.
-// For a fraction every distinct free level among the fitting GPUs is tried
-// (the choice of GPU is where most of FGD's gain comes from). Ties (e.g.
-// CPU-only tasks on CPU-only nodes) go to the better bin-packing node.
+// Within a node, a fraction goes to the GPU whose exact ΔF is smallest
+// (every distinct free level among the fitting GPUs is tried). Across
+// nodes, ΔF is compared at the resolution of FgdNodeScore (the score of the
+// paper's implementation); nodes with the same score go to the better
+// bin-packing node, which also decides where ΔF is zero everywhere (e.g.
+// CPU-only tasks on CPU-only nodes).
 class FgdScorer : public Scorer {
  public:
   explicit FgdScorer(std::vector<WorkloadClass> workload) : model_(std::move(workload)) {}
@@ -199,7 +203,9 @@ class FgdScorer : public Scorer {
       for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
       best_after = model_.Of(cpu, mem, scratch_.data(), count);
     }
-    return (before - best_after) + 1e-6 * BinpackScore(state, n, r);
+    // BinpackScore is in [0, 10], so the tie-break term stays below one
+    // score level.
+    return FgdNodeScore(before - best_after) + 0.01 * BinpackScore(state, n, r);
   }
 
  private:
@@ -244,6 +250,11 @@ const ScorerEntry kScorers[] = {
 };
 
 }  // namespace
+
+double FgdNodeScore(double frag_decrease_milli) {
+  double sigmoid = 1.0 / (1.0 + std::exp(-frag_decrease_milli / 1000.0));
+  return std::floor(kFgdScoreLevels * sigmoid);
+}
 
 FragmentationModel::FragmentationModel(std::vector<WorkloadClass> workload)
     : workload_(std::move(workload)) {

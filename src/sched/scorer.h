@@ -73,6 +73,18 @@ std::vector<GpuShare> SpreadGpus(const ClusterState& state, int n, const Resourc
 inline constexpr int kMaxWorkloadClasses = 24;
 std::vector<WorkloadClass> FgdWorkload(const Snapshot& snapshot, const Policy& policy);
 
+// FGD's node score for a placement that lowers the node's fragmentation
+// F_n(M) by `frag_decrease_milli` (negative when F_n grows), as the paper's
+// implementation scores it (Weng et al., ATC'23, artifact
+// hkust-adsl/kubernetes-scheduler-simulator): the decrease in GPUs through a
+// sigmoid onto kube-scheduler's integer node scores 0..kFgdScoreLevels,
+// floor(kFgdScoreLevels · 1 / (1 + e^(−decrease / 1000))). Placements whose
+// ΔF differ by less than one level (about 0.04 GPU near ΔF = 0, more as
+// |ΔF| grows: the sigmoid saturates) score the same; the fgd scorer breaks
+// such ties by bin-packing. Monotone non-decreasing in its argument; pure.
+inline constexpr int kFgdScoreLevels = 100;
+double FgdNodeScore(double frag_decrease_milli);
+
 // F_n(M) of FGD for a node in the given state: the expected GPU milli that a
 // task drawn from `workload` cannot use on the node. FragmentationModel
 // precomputes what does not depend on the node (per-class GPU thresholds);

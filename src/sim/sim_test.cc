@@ -569,6 +569,29 @@ TEST(Fill, ArrivesUntilCapacityWithStandIn) {
   EXPECT_EQ(again->curve.back().unallocated, r->curve.back().unallocated);
 }
 
+// --fill-until 130 (FGD's artifact inflates the workload to 130 % of
+// capacity): the same arrivals as a fill to 100 %, continued.
+TEST(Fill, BeyondCapacityContinuesTheSameArrivals) {
+  std::vector<sched::Node> nodes = {MakeNode("a", 2), MakeNode("b", 2)};
+  std::vector<SimJob> pool = {MakeJob("x", 0, 1, 300), MakeJob("y", 0, 1, 1000), MakeJob("z", 0, 1, 700)};
+  FillOptions o;
+  o.seed = 3;
+  o.schedule = FirstFitFifo;
+  auto to100 = RunFill(nodes, pool, sched::Policy{.name = "standin"}, o);
+  o.until = 1.3;
+  auto to130 = RunFill(nodes, pool, sched::Policy{.name = "standin"}, o);
+  ASSERT_TRUE(to100.ok() && to130.ok());
+  EXPECT_GE(to130->curve.back().arrived, 1.3);
+  EXPECT_LT(to130->curve[to130->curve.size() - 2].arrived, 1.3);
+  ASSERT_GT(to130->curve.size(), to100->curve.size());
+  for (size_t i = 0; i < to100->curve.size(); ++i) {
+    EXPECT_EQ(to130->curve[i].arrived, to100->curve[i].arrived) << i;
+    EXPECT_EQ(to130->curve[i].unallocated, to100->curve[i].unallocated) << i;
+  }
+  EXPECT_EQ(to130->UnallocatedAt(1.0), to100->curve.back().unallocated);
+  EXPECT_LE(to130->curve.back().unallocated, to100->curve.back().unallocated);
+}
+
 // ---------------------------------------------------------------------------
 // The production scheduler
 

@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cmath>
 #include <map>
 #include <queue>
@@ -663,13 +661,6 @@ StatusOr<FillResult> RunFill(const std::vector<sched::Node>& nodes,
   sched::Policy policy = policy_in;
   policy.seed = options.seed;
   if (policy.workload.empty()) policy.workload = classes;
-  if (const char* th = std::getenv("FGD_TYPICAL")) {  // DEBUG-TEMP
-    double total = 0; for (auto& c : policy.workload) total += c.weight;
-    double want = std::atof(th) / 100 * total, cum = 0; size_t i = 0;
-    while (cum < want && i < policy.workload.size()) cum += policy.workload[i++].weight;
-    policy.workload.resize(i);
-    fmt::print(stderr, "typical: {} classes\n", i);
-  }
 
   ClusterState cluster(nodes);
   const int64_t capacity = cluster.capacity().gpu_milli;
@@ -757,16 +748,6 @@ StatusOr<FillResult> RunFill(const std::vector<sched::Node>& nodes,
                                        policy.name, k + 1, 100 * p.arrived, result.failed);
       options.progress->flush();
     }
-  }
-  if (const char* dump = std::getenv("LATHE_FILL_DUMP")) {  // DEBUG-TEMP
-    FILE* f = std::fopen(fmt::format("{}.{}", dump, policy.name).c_str(), "w");
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      const NodeFree& n = cluster.free()[i];
-      std::fprintf(f, "%s %lld %lld %lld", nodes[i].gpu_model.c_str(), (long long)nodes[i].capacity.cpu_milli, (long long)n.cpu_milli, (long long)n.memory_mib);
-      for (int64_t g : n.gpu_free) std::fprintf(f, " %lld", (long long)g);
-      std::fprintf(f, "\n");
-    }
-    std::fclose(f);
   }
   return result;
 }
