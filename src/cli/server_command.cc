@@ -54,11 +54,15 @@ Status WriteFileAtomic(const std::string& path, const std::string& content, mode
   return OkStatus();
 }
 
-// The running binary, for `lathe shim` (tasks' supervisors).
-std::string SelfPath() {
+// The tasks' supervisor: `lathe-shim` beside this binary (small, starts
+// fast), else this binary's own `lathe shim`.
+std::string ShimPath() {
   std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("lathe") : p.string();
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "lathe";
+  auto shim = self.parent_path() / "lathe-shim";
+  if (::access(shim.c_str(), X_OK) == 0) return shim.string();
+  return self.string();
 }
 
 double ResidentBytes() {
@@ -133,8 +137,9 @@ int RunServer(const ServerConfig& config) {
   }
   exec::LocalExecutorOptions local;
   local.root = home_abs + "/tasks";
-  local.shim_path = SelfPath();
+  local.shim_path = ShimPath();
   local.virtual_nodes = static_cast<int>(config.local_nodes);
+  local.wait_for_start = false;  // the controller observes the start; bursts launch fast
   if (!config.local_cpu.empty()) {
     local.node_capacity.cpu_milli = *spec::ParseCpuMilli(JsonValue::MakeString(config.local_cpu), "");
   }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -31,6 +32,11 @@ namespace {
 constexpr int64_t kMicros = 1'000'000;
 constexpr int64_t kMaxBackoffSeconds = 300;
 constexpr const char* kLocalHost = "127.0.0.1";
+// Jobs admitted per transaction before their tasks start (see ScheduleJobs).
+constexpr size_t kAdmitChunk = 8;
+constexpr size_t kLaunchThreads = 4;
+// A task whose shim never took it over after this many launches fails.
+constexpr int kMaxLaunches = 5;
 // The stop intents a running job can carry in `reason` while its tasks end.
 constexpr std::string_view kReasonTaskFailed = "TaskFailed";
 constexpr std::string_view kReasonTaskLost = "TaskLost";
@@ -172,6 +178,7 @@ struct JobController::Impl {
   SpecCache spec_cache;
   std::unordered_map<std::string, std::string> secrets;  // job id/attempt -> LATHE_TOKEN
   std::set<TaskKey> killed;                              // Kill sent (this process)
+  std::map<TaskKey, int> launch_counts;                  // Launch calls (this process)
   int64_t last_ttl_sweep_us = 0;
 
   CounterChild& transitions;
@@ -194,6 +201,11 @@ struct JobController::Impl {
   Status StopTasks(JobRecord& job, const std::vector<TaskStatus>& st);
   Status Finalize(JobRecord& job, Phase expected, const std::vector<TaskStatus>& st);
   Status Launch(JobRecord& job, const std::vector<TaskStatus>& st);
+  Status PrepareLaunches(JobRecord& job, const std::vector<TaskStatus>& st,
+                         std::vector<exec::TaskLaunch>* out);
+  // Starts `launches` on up to kLaunchThreads threads (their file syncs
+  // overlap); returns the first error.
+  Status LaunchAll(const std::vector<exec::TaskLaunch>& launches);
   Status ScheduleJobs(std::vector<JobRecord>& jobs, const std::vector<sched::Node>& nodes,
                       const std::vector<QueueRecord>& queues);
   Status SweepExpired();
@@ -266,6 +278,7 @@ Status JobController::Impl::Finalize(JobRecord& job, Phase expected,
   for (size_t i = 0; i < job.tasks.size(); ++i) {
     Record(job.tasks[i], st[i]);
     killed.erase(KeyOf(job, job.tasks[i]));
+    launch_counts.erase(KeyOf(job, job.tasks[i]));
   }
   secrets.erase(SecretKey(job));
   if (job.cancel_requested) {
@@ -355,6 +368,14 @@ StatusOr<std::string> JobController::Impl::PrepareWorkdir(const JobRecord& job, 
 }
 
 Status JobController::Impl::Launch(JobRecord& job, const std::vector<TaskStatus>& st) {
+  std::vector<exec::TaskLaunch> launches;
+  RETURN_IF_ERROR(PrepareLaunches(job, st, &launches));
+  for (const exec::TaskLaunch& l : launches) RETURN_IF_ERROR(executor.Launch(l));
+  return OkStatus();
+}
+
+Status JobController::Impl::PrepareLaunches(JobRecord& job, const std::vector<TaskStatus>& st,
+                                            std::vector<exec::TaskLaunch>* out) {
   // Rendezvous addresses of every task of this attempt.
   std::vector<spec::TaskAddress> addrs;
   for (const TaskRecord& t : job.tasks) addrs.push_back({t.role, t.index, t.host, t.port, t.node});
@@ -418,8 +439,29 @@ Status JobController::Impl::Launch(JobRecord& job, const std::vector<TaskStatus>
     l.gpu_indices = t.gpus;
     l.kill_grace_ms = options.kill_grace_ms;
     l.log_max_bytes = options.log_max_bytes;
-    RETURN_IF_ERROR(executor.Launch(l));
+    launch_counts[l.key] += 1;
+    out->push_back(std::move(l));
   }
+  return OkStatus();
+}
+
+Status JobController::Impl::LaunchAll(const std::vector<exec::TaskLaunch>& launches) {
+  if (launches.size() <= 1) {
+    return launches.empty() ? OkStatus() : executor.Launch(launches[0]);
+  }
+  std::vector<Status> results(launches.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next.fetch_add(1); i < launches.size(); i = next.fetch_add(1)) {
+      results[i] = executor.Launch(launches[i]);
+    }
+  };
+  std::vector<std::thread> threads;
+  const size_t n = std::min(launches.size(), kLaunchThreads);
+  for (size_t t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
+  for (const Status& st : results) RETURN_IF_ERROR(st);
   return OkStatus();
 }
 
@@ -459,14 +501,20 @@ Status JobController::Impl::Observe(JobRecord& job) {
   // 3. Failures: a lost task or one that exited non-zero fails the attempt.
   for (size_t i = 0; i < st.size(); ++i) {
     const TaskRecord& t = job.tasks[i];
-    const bool lost = st[i].state == TaskState::kLost;
+    auto launched = launch_counts.find(KeyOf(job, t));
+    const bool never_started = st[i].state == TaskState::kUnknown &&
+                               launched != launch_counts.end() && launched->second >= kMaxLaunches;
+    const bool lost = st[i].state == TaskState::kLost || never_started;
     const bool failed = st[i].state == TaskState::kExited && st[i].exit_code != 0;
     if (!lost && !failed) continue;
     for (size_t k = 0; k < st.size(); ++k) {
       if (k != i && st[k].state == TaskState::kExited) continue;  // keep the cause unique
       Record(job.tasks[k], st[k]);
     }
-    std::string msg = lost ? fmt::format("{}-{}: its supervisor vanished (lost)", t.role, t.index)
+    std::string msg = never_started
+                          ? fmt::format("{}-{}: never started ({} launches, no supervisor took it over)",
+                                        t.role, t.index, kMaxLaunches)
+                      : lost ? fmt::format("{}-{}: its supervisor vanished (lost)", t.role, t.index)
                       : st[i].signal != 0
                           ? fmt::format("{}-{} was killed by signal {} (exit code {})", t.role,
                                         t.index, st[i].signal, st[i].exit_code)
@@ -518,11 +566,30 @@ Status JobController::Impl::ScheduleJobs(std::vector<JobRecord>& jobs,
   sched::Snapshot snap;
   snap.now = now / kMicros;
   snap.nodes = nodes;
-  for (const QueueRecord& q : queues) snap.queues.push_back(spec::ToSchedQueue(q.spec));
+  std::unordered_map<std::string, bool> leaf;  // queue name -> has no children
+  for (const QueueRecord& q : queues) {
+    snap.queues.push_back(spec::ToSchedQueue(q.spec));
+    leaf.emplace(q.spec.name, true);
+  }
+  for (const QueueRecord& q : queues) {
+    if (!q.spec.parent.empty()) leaf[q.spec.parent] = false;
+  }
+  std::unordered_map<std::string, std::string> unschedulable;  // job id -> why
   std::unordered_map<std::string, JobRecord*> by_id;
   for (JobRecord& j : jobs) {
     if (IsTerminal(j.phase)) continue;
     sched::Job sj = spec::ToSchedJob(j.spec, j.id, j.created_at / kMicros);
+    auto q = leaf.find(j.spec.queue);
+    if (q == leaf.end() || !q->second) {
+      // Submit refuses these; a queue deleted or given children since must
+      // not stop everyone else's scheduling.
+      // (Queues with active jobs can neither be deleted nor get children,
+      // so only pending jobs can be here.)
+      unschedulable[j.id] = q == leaf.end()
+                                ? fmt::format("queue {} no longer exists", j.spec.queue)
+                                : fmt::format("queue {} is not a leaf queue", j.spec.queue);
+      continue;
+    }
     if (j.phase == Phase::kPending) {
       if (j.cancel_requested || j.not_before > now) continue;
       by_id[j.id] = &j;
@@ -545,11 +612,11 @@ Status JobController::Impl::ScheduleJobs(std::vector<JobRecord>& jobs,
     rj.job = std::move(sj);
     snap.running.push_back(std::move(rj));
   }
-  {
+  if (snap.pending.empty()) {
     std::lock_guard<std::mutex> lock(reasons_mu);
-    if (snap.pending.empty()) reasons.clear();
+    reasons = std::move(unschedulable);
+    return OkStatus();
   }
-  if (snap.pending.empty()) return OkStatus();
   if (Status v = sched::ValidateSnapshot(snap); !v.ok()) {
     return InternalError("scheduler snapshot is invalid: " + v.ToString());
   }
@@ -596,19 +663,49 @@ Status JobController::Impl::ScheduleJobs(std::vector<JobRecord>& jobs,
     j.message = fmt::format("{} tasks placed on {} (attempt {})", j.tasks.size(), nodes_text, j.attempt);
     updated.push_back(std::move(j));
   }
-  std::vector<bool> saved(updated.size(), false);
-  RETURN_IF_ERROR(store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
-    for (size_t i = 0; i < updated.size(); ++i) {
-      JobEvent ev{0, now, "Normal", updated[i].reason, updated[i].message};
-      ASSIGN_OR_RETURN(bool ok, SaveTransition(tx, updated[i], Phase::kPending, ev));
-      saved[i] = ok;
+  // Admit in small chunks: each chunk's transitions (admitted, then
+  // launching with the job's token) commit in one transaction, then its
+  // tasks start, so a burst of admissions does not wait behind one another.
+  for (size_t begin = 0; begin < updated.size(); begin += kAdmitChunk) {
+    const size_t end = std::min(updated.size(), begin + kAdmitChunk);
+    std::vector<bool> saved(end - begin, false);
+    std::vector<std::string> tokens(end - begin);
+    const int64_t at = clock.NowMicros();
+    RETURN_IF_ERROR(store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
+      for (size_t i = begin; i < end; ++i) {
+        JobRecord& j = updated[i];
+        j.phase = Phase::kAdmitted;
+        j.admitted_at = at;
+        ASSIGN_OR_RETURN(bool ok, SaveTransition(tx, j, Phase::kPending,
+                                                 {0, at, "Normal", j.reason, j.message}));
+        saved[i - begin] = ok;
+        if (!ok) continue;
+        ASSIGN_OR_RETURN(tenancy::Token t, tenancy.MintScopedToken(tx, j.created_by_id, j.project_id,
+                                                                   "job-" + j.id, 0));
+        tokens[i - begin] = t.secret;
+        j.phase = Phase::kLaunching;
+        j.reason = "Launching";
+        j.message = fmt::format("starting {} tasks", j.tasks.size());
+        ASSIGN_OR_RETURN(ok, SaveTransition(tx, j, Phase::kAdmitted,
+                                            {0, at, "Normal", j.reason, j.message}));
+      }
+      return OkStatus();
+    }));
+    std::vector<exec::TaskLaunch> launches;
+    for (size_t i = begin; i < end; ++i) {
+      if (!saved[i - begin]) continue;
+      transitions.Increment();
+      transitions.Increment();
+      JobRecord& j = *by_id[updated[i].id];
+      j = std::move(updated[i]);
+      secrets[SecretKey(j)] = tokens[i - begin];
+      std::vector<TaskStatus> none(j.tasks.size());
+      if (Status st = PrepareLaunches(j, none, &launches); !st.ok()) {
+        LOG_WARN("job {}: {}", j.id, st.ToString());
+      }
     }
-    return OkStatus();
-  }));
-  for (size_t i = 0; i < updated.size(); ++i) {
-    if (!saved[i]) continue;
-    transitions.Increment();
-    *by_id[updated[i].id] = std::move(updated[i]);
+    // A failed launch is retried by the next pass (Observe sees kUnknown).
+    if (Status st = LaunchAll(launches); !st.ok()) LOG_WARN("launching tasks: {}", st.ToString());
   }
 
   // Preemptions: the victim's tasks stop; Finalize requeues it.
@@ -622,7 +719,7 @@ Status JobController::Impl::ScheduleJobs(std::vector<JobRecord>& jobs,
   }
 
   std::lock_guard<std::mutex> lock(reasons_mu);
-  reasons.clear();
+  reasons = std::move(unschedulable);
   for (const sched::PendingReason& r : plan.pending) reasons[r.job_id] = r.reason;
   return OkStatus();
 }
@@ -674,12 +771,6 @@ Status JobController::Impl::Pass() {
   }
   ASSIGN_OR_RETURN(std::vector<sched::Node> nodes, executor.Inventory());
   RETURN_IF_ERROR(ScheduleJobs(jobs, nodes, queues));
-  // Start what was just admitted, in the same pass (admission → start latency).
-  for (JobRecord& j : jobs) {
-    if (j.phase != Phase::kAdmitted) continue;
-    Status st = Observe(j);
-    if (!st.ok() && st.code() != StatusCode::kAborted) LOG_WARN("job {}: {}", j.id, st.ToString());
-  }
   RETURN_IF_ERROR(SweepExpired());
   pass_seconds.Observe(static_cast<double>(clock.MonotonicNanos() - start) / 1e9);
   return OkStatus();

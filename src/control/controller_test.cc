@@ -381,7 +381,23 @@ TEST_F(ControllerTest, SubmitRejectsMissingQueueAndDuplicateName) {
   auto out = jobs_->Submit(admin_, {*spec}, "", nullptr);
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().field(), "queue");
+  spec::QueueSpec parent, child;
+  parent.name = "org";
+  child.name = "team-a";
+  child.parent = "org";
+  ASSERT_TRUE(jobs_->PutQueue(admin_, parent, true).ok());
+  ASSERT_TRUE(jobs_->PutQueue(admin_, child, true).ok());
+  auto to_parent = spec::ParseJobSpec(*ParseYaml(std::string(kTwoWorkers) + "queue: org\n"));
+  auto refused = jobs_->Submit(admin_, {*to_parent}, "", nullptr);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("leaf"), std::string::npos);
   Submit(kTwoWorkers);
+  // A queue with active jobs cannot become a parent.
+  spec::QueueSpec grandchild;
+  grandchild.name = "sub";
+  grandchild.parent = "default";
+  EXPECT_EQ(jobs_->PutQueue(admin_, grandchild, true).status().code(),
+            StatusCode::kFailedPrecondition);
   auto dup = jobs_->Submit(admin_, {*spec::ParseJobSpec(*ParseYaml(kTwoWorkers))}, "", nullptr);
   EXPECT_EQ(dup.status().code(), StatusCode::kAlreadyExists);
 }

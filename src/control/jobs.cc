@@ -231,14 +231,23 @@ StatusOr<std::vector<JobRecord>> JobService::Submit(const Principal& p,
   const int64_t now = clock_.NowMicros();
   Status st = store::RunInTx(store_, TxMode::kWrite, [&](Tx& tx) -> Status {
     out.clear();
-    ASSIGN_OR_RETURN(ResultSet qs, tx.Query("SELECT name FROM queues"));
-    std::unordered_map<std::string, bool> queues;
-    for (const auto& r : qs.rows) queues[AsText(r[0])] = true;
+    ASSIGN_OR_RETURN(ResultSet qs, tx.Query("SELECT name, parent FROM queues"));
+    std::unordered_map<std::string, bool> is_leaf;
+    for (const auto& r : qs.rows) is_leaf.emplace(AsText(r[0]), true);
+    for (const auto& r : qs.rows) {
+      if (!AsText(r[1]).empty()) is_leaf[AsText(r[1])] = false;
+    }
     for (size_t i = 0; i < jobs.size(); ++i) {
       const spec::JobSpec& s = jobs[i];
-      if (!queues.count(s.queue)) {
+      auto q = is_leaf.find(s.queue);
+      if (q == is_leaf.end()) {
         return prefix(i, InvalidArgumentError(
                              fmt::format("queue: \"{}\" does not exist (see `lathe queue ls`)", s.queue),
+                             "queue"));
+      }
+      if (!q->second) {
+        return prefix(i, InvalidArgumentError(
+                             fmt::format("queue: \"{}\" has child queues; jobs go to leaf queues", s.queue),
                              "queue"));
       }
       const tenancy::Project& proj = projects.at(s.project);
@@ -406,6 +415,19 @@ StatusOr<QueueRecord> JobService::PutQueue(const Principal& p, const spec::Queue
       if (!parent_of.count(q.parent)) {
         return InvalidArgumentError(fmt::format("parent: queue \"{}\" does not exist", q.parent),
                                     "parent");
+      }
+      // Jobs live in leaf queues: a queue with active jobs cannot become a parent.
+      ASSIGN_OR_RETURN(ResultSet active,
+                       tx.Query(fmt::format("SELECT COUNT(*) FROM jobs WHERE queue = ? AND phase "
+                                            "NOT IN {}",
+                                            kTerminalPhases),
+                                {q.parent}));
+      if (AsInt(active.rows[0][0]) > 0) {
+        return FailedPreconditionError(
+            fmt::format("parent: queue \"{}\" has {} active jobs; jobs live in leaf queues, so it "
+                        "cannot get child queues until they end",
+                        q.parent, AsInt(active.rows[0][0])),
+            "parent");
       }
       // No cycles: walk up from the new parent.
       parent_of[q.name] = q.parent;

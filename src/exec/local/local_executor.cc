@@ -11,6 +11,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -152,6 +156,46 @@ sched::Resources DetectCapacity() {
   return r;
 }
 
+// Waits for the shims Launch spawned without waiting (each forks its
+// detached supervisor and exits at once), so none stays a zombie.
+class Reaper {
+ public:
+  ~Reaper() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Add(pid_t pid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+    pids_.push_back(pid);
+    cv_.notify_all();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || !pids_.empty(); });
+      if (pids_.empty()) return;  // stopping with nothing left to reap
+      pid_t pid = pids_.front();
+      pids_.pop_front();
+      lock.unlock();
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<pid_t> pids_;  // guarded by mu_
+  bool stop_ = false;       // guarded by mu_
+  std::thread thread_;
+};
+
 class LocalExecutor final : public Executor {
  public:
   explicit LocalExecutor(LocalExecutorOptions options) : options_(std::move(options)) {
@@ -201,6 +245,7 @@ class LocalExecutor final : public Executor {
   const LocalExecutorOptions options_;
   std::vector<sched::Node> nodes_;
   CgroupSupport cgroup_;
+  mutable Reaper reaper_;
 };
 
 Status LocalExecutor::ValidateLaunch(const TaskLaunch& launch) const {
@@ -343,6 +388,10 @@ Status LocalExecutor::StartShim(const std::string& dir) const {
         fmt::format("start shim {}: {}", options_.shim_path, std::strerror(rc)));
   }
 
+  if (!options_.wait_for_start) {
+    reaper_.Add(pid);
+    return OkStatus();
+  }
   const int64_t deadline = MonotonicMs() + kShimStartTimeoutMs;
   std::string shim_log = dir + "/" + local::kShimLogFile;
   for (;;) {

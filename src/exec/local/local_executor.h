@@ -34,12 +34,19 @@ struct LocalExecutorOptions {
   // absolute directory inside the cgroup2 hierarchy. Without one, limits
   // are advisory and TaskStatus::message says why.
   std::string cgroup_base;
+  // true: Launch waits (up to about 2 s) until the shim has taken the task
+  // over, so a shim that cannot start is an error at once. false: Launch
+  // returns once the shim is spawned (about a millisecond) and a reaper
+  // thread collects the detaching shim; a shim that dies before taking the
+  // task over then shows as kUnknown in Observe (Launch again to retry).
+  // The server uses false so that a burst of admissions starts quickly.
+  bool wait_for_start = true;
 };
 
 // Thread-safe: all task state lives in the task directories, so several
 // executor objects (or a restarted server) over one root see the same tasks.
-// Launch blocks for at most about 2 s (until the shim reports), the other
-// methods only for file I/O.
+// With wait_for_start, Launch blocks for at most about 2 s (until the shim
+// reports); the other methods only for file I/O.
 
 std::unique_ptr<Executor> NewLocalExecutor(const LocalExecutorOptions& options);
 
