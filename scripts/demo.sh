@@ -2,7 +2,9 @@
 # `make demo`: start Lathe on the embedded defaults (SQLite in ./.lathe) and
 # walk through the end-to-end example of what exists today: log in with the
 # first-start admin token, create a project and a project-scoped token with
-# the CLI, list them, and show the API answering with and without a token.
+# the CLI, show the API answering with and without a token, then train: a
+# 2-worker PyTorch DDP job (and an XGBoost job) submitted with their code,
+# started as gangs on two virtual nodes, followed to the end with their logs.
 # The server keeps running afterwards; the script prints how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,8 @@ fi
 
 say "starting: lathe server --home $HOME_DIR --listen $listen"
 rm -f "$HOME_DIR/server.url"
-setsid "$LATHE" server --home "$HOME_DIR" --listen "$listen" >>"$HOME_DIR/server.log" 2>&1 < /dev/null &
+setsid "$LATHE" server --home "$HOME_DIR" --listen "$listen" --local-nodes 2 \
+  >>"$HOME_DIR/server.log" 2>&1 < /dev/null &
 echo $! > "$HOME_DIR/server.pid"
 for _ in $(seq 200); do
   [ -s "$HOME_DIR/server.url" ] && break
@@ -64,6 +67,30 @@ printf 'curl %s/api/v1/projects                      -> HTTP %s\n' "$URL" \
 printf 'curl -H "Authorization: Bearer <demo-ci>" %s/api/v1/projects/demo -> HTTP %s\n' "$URL" \
   "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $SCOPED" "$URL/api/v1/projects/demo")"
 
+export LATHE_PROJECT=demo
+run_job() {  # run_job EXAMPLE-DIR JOB-NAME
+  "$LATHE" job rm "$2" >/dev/null 2>&1 || true
+  say "lathe job submit -f examples/jobs/$1/job.yaml --code examples/jobs/$1"
+  "$LATHE" job submit -f "examples/jobs/$1/job.yaml" --code "examples/jobs/$1"
+  say "lathe job wait $2 (then describe and logs)"
+  "$LATHE" job wait "$2" --timeout 10m || true
+  "$LATHE" job describe "$2"
+}
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  run_job pytorch-ddp ddp-example
+  say "lathe job logs ddp-example --role worker --index 0 | tail -n 3"
+  "$LATHE" job logs ddp-example --role worker --index 0 | tail -n 3
+  say "lathe job logs ddp-example --role worker --index 1 | tail -n 3   (same parameters)"
+  "$LATHE" job logs ddp-example --role worker --index 1 | tail -n 3
+fi
+if /usr/bin/python3 -c 'import xgboost' 2>/dev/null; then
+  run_job xgboost xgboost-example
+  "$LATHE" job logs xgboost-example --role master | tail -n 1
+fi
+say "lathe job ls; lathe queue ls"
+"$LATHE" job ls
+"$LATHE" queue ls
+
 cat <<TXT
 
 Lathe is running.
@@ -72,5 +99,7 @@ Lathe is running.
   metrics:      $URL/metrics
   server log:   $HOME_DIR/server.log
   CLI:          build/lathe --help   (logged in via ~/.config/lathe/config.yaml)
+  jobs:         LATHE_PROJECT=demo build/lathe job ls; build/lathe job logs ddp-example -f
+  job files:    $HOME_DIR/tasks (per-task logs and status), $HOME_DIR/code (snapshots)
   stop:         kill \$(cat $HOME_DIR/server.pid)
 TXT

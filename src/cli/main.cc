@@ -50,7 +50,7 @@ int Main(int argc, char** argv) {
   // ---- server
   CLI::App* server = app.add_subcommand("server", "Run the control plane (API server)");
   std::map<std::string, std::string> flags;
-  std::string home, listen, store, config, log_level, http_threads;
+  std::string home, listen, store, config, log_level, http_threads, local_nodes;
   std::vector<std::string> sets;
   server->add_option("--home", home, "State directory (default ./.lathe)");
   server->add_option("--listen", listen, "ADDRESS:PORT to serve on (default 127.0.0.1:8080)");
@@ -58,6 +58,8 @@ int Main(int argc, char** argv) {
   server->add_option("--config", config, "YAML config file");
   server->add_option("--log-level", log_level, "debug, info, warn, error or off");
   server->add_option("--http-threads", http_threads, "I/O threads (0 = one per core)");
+  server->add_option("--local-nodes", local_nodes,
+                     "Run jobs on N virtual nodes of this machine (0 = one node, the machine)");
   std::string settings_help = "Any setting as KEY=VALUE (repeatable). Settings:";
   for (const SettingInfo& s : ServerSettings()) {
     settings_help += "\n  " + s.key + " (" + s.env + "): " + s.help;
@@ -78,6 +80,7 @@ int Main(int argc, char** argv) {
     if (!config.empty()) flags["config"] = config;
     if (!log_level.empty()) flags["log_level"] = log_level;
     if (!http_threads.empty()) flags["http.threads"] = http_threads;
+    if (!local_nodes.empty()) flags["executor.local.nodes"] = local_nodes;
     auto cfg = LoadServerConfig(flags, [](const char* name) { return std::getenv(name); });
     if (!cfg.ok()) {
       exit_code = Finish(cfg.status());
