@@ -316,6 +316,17 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"abort", "skip"}));
   sim->add_option("--fill-until", so.fill_until,
                   "fgd-fill: stop when requested GPUs reach this % of capacity (default 100)");
+  sim->add_option("--fill-order", so.fill_order,
+                  "fgd-fill: sample (default: tasks drawn with replacement) or trace (every pod once, "
+                  "shuffled, then drawn with replacement: FGD's artifact)")
+      ->check(CLI::IsMember({"sample", "trace"}));
+  sim->add_option("--fill-nodes", so.fill_nodes,
+                  "fgd-fill: all (default) or gpu (only nodes with GPUs, as FGD's artifact)")
+      ->check(CLI::IsMember({"all", "gpu"}));
+  sim->add_option("--baseline-variant", so.baseline_variant,
+                  "lathe (default) or artifact: bestfit, dotproduct, gpu-packing and gpu-clustering "
+                  "score as FGD's artifact does (cpu and GPU only, integer scores, random ties)")
+      ->check(CLI::IsMember({"lathe", "artifact"}));
   sim->add_flag("--no-estimates", so.no_estimates, "Do not tell the scheduler job durations");
   sim->add_flag("--validate", so.validate, "Validate every snapshot (slower)");
   sim->add_flag("-q,--quiet", so.quiet, "No progress on stderr");

@@ -45,6 +45,12 @@ StatusOr<std::vector<sched::Policy>> ResolvePolicies(const SimCommandOptions& o)
     }
     p->name = name;
     p->seed = o.seed;
+    if (o.baseline_variant == "artifact") {
+      // FGD artifact's own scoring of its baselines (sched/scorer.cc).
+      for (const char* b : {"bestfit", "dotproduct", "gpu-packing", "gpu-clustering"}) {
+        if (p->scorer == b) p->scorer = std::string(b) + "-artifact";
+      }
+    }
     policies.push_back(std::move(*p));
   }
   return policies;
@@ -263,9 +269,14 @@ Status RunFgdFill(const SimCommandOptions& o, const Inputs& in,
   select.sample_every = o.sample_every;
   select.max_jobs = o.max_jobs;
   ASSIGN_OR_RETURN(sim::Workload w, sim::BuildWorkload(in.trace, in.config, in.nodes, select));
+  if (o.fill_nodes == "gpu") {
+    // FGD's artifact simulates openb_node_list_gpu_node: the nodes with GPUs.
+    std::erase_if(w.nodes, [](const sched::Node& n) { return n.num_gpus <= 0; });
+  }
   sim::FillOptions options;
   options.seed = o.seed;
   options.until = o.fill_until / 100;
+  options.order = o.fill_order == "trace" ? sim::FillOrder::kTrace : sim::FillOrder::kSample;
   options.validate = o.validate;
   options.progress = o.quiet ? nullptr : &err;
   std::vector<sim::FillResult> results;
@@ -301,6 +312,8 @@ Status RunFgdFill(const SimCommandOptions& o, const Inputs& in,
     jw.Field("nodes", static_cast<int64_t>(w.nodes.size()));
     jw.Key("gpus").Double(results.empty() ? 0 : results[0].capacity_gpus);
     jw.Field("seed", static_cast<int64_t>(o.seed)).Key("until").Double(until);
+    jw.Field("fill_order", o.fill_order).Field("fill_nodes", o.fill_nodes);
+    jw.Field("baseline_variant", o.baseline_variant);
     jw.Key("results").BeginArray();
     for (const sim::FillResult& r : results) sim::WriteFillResultJson(r, jw, loads);
     jw.EndArray();
@@ -321,9 +334,10 @@ Status RunFgdFill(const SimCommandOptions& o, const Inputs& in,
     return OkStatus();
   }
   out << fmt::format(
-      "FGD fill: tasks sampled (seed {}) from {} pods until requested GPUs reach {:.0f}% of {} GPUs on "
+      "FGD fill: tasks {} (seed {}) from {} pods until requested GPUs reach {:.0f}% of {} GPUs on "
       "{} nodes\nunallocated GPUs (% of capacity) when arrived workload reached X% of capacity\n",
-      o.seed, w.jobs.size(), o.fill_until, results.empty() ? 0 : results[0].capacity_gpus,
+      o.fill_order == "trace" ? "in trace order, shuffled, then sampled" : "sampled", o.seed, w.jobs.size(),
+      o.fill_until, results.empty() ? 0 : results[0].capacity_gpus,
       w.nodes.size());
   std::vector<std::vector<std::string>> rows = {{"POLICY"}};
   for (double l : loads) rows[0].push_back(fmt::format("@{:.0f}%", 100 * l));
@@ -371,6 +385,16 @@ Status RunSim(const SimCommandOptions& o, std::ostream& out, std::ostream& err) 
   }
   if (!(o.fill_until > 0 && o.fill_until <= 1000)) {
     return InvalidArgumentError("--fill-until: must be in (0, 1000] percent", "fill_until");
+  }
+  if (o.fill_order != "sample" && o.fill_order != "trace") {
+    return InvalidArgumentError("--fill-order: \"" + o.fill_order + "\" is not sample or trace", "fill_order");
+  }
+  if (o.fill_nodes != "all" && o.fill_nodes != "gpu") {
+    return InvalidArgumentError("--fill-nodes: \"" + o.fill_nodes + "\" is not all or gpu", "fill_nodes");
+  }
+  if (o.baseline_variant != "lathe" && o.baseline_variant != "artifact") {
+    return InvalidArgumentError("--baseline-variant: \"" + o.baseline_variant + "\" is not lathe or artifact",
+                                "baseline_variant");
   }
   ASSIGN_OR_RETURN(std::vector<sched::Policy> policies, ResolvePolicies(o));
   ASSIGN_OR_RETURN(Inputs in, ReadInputs(o, err));

@@ -27,6 +27,9 @@ struct SimCommandOptions {
   int64_t sample_seconds = 0;  // series interval; 0 = automatic
   uint64_t seed = 1;
   double fill_until = 100;     // fgd-fill: stop at this % of GPU capacity requested
+  std::string fill_order = "sample";  // fgd-fill: sample | trace (every pod once, shuffled, then sampled)
+  std::string fill_nodes = "all";     // fgd-fill: all | gpu (only nodes with GPUs, as FGD's artifact)
+  std::string baseline_variant = "lathe";  // lathe | artifact (FGD artifact's baseline scorers)
   bool no_estimates = false;   // hide durations from the scheduler
   bool validate = false;       // ValidateSnapshot every cycle
   bool quiet = false;          // no progress on stderr

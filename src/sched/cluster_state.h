@@ -56,6 +56,9 @@ class ClusterState {
   int num_tasks(int n) const { return task_count_[n]; }
   // Number of tasks on node n whose GPU request is exactly `gpu_milli`.
   int TasksWithGpuRequest(int n, int64_t gpu_milli) const;
+  // (GPU request, number of tasks) for every distinct GPU request of the
+  // tasks on node n; CPU-only tasks are not listed.
+  const std::vector<std::pair<int64_t, int>>& GpuKinds(int n) const { return gpu_kinds_[n]; }
   // Bumped on every change of node n (for per-node score caches).
   uint64_t version(int n) const { return version_[n]; }
 

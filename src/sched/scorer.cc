@@ -227,6 +227,119 @@ class FgdScorer : public Scorer {
   std::vector<int32_t> scratch_;
 };
 
+// The baselines as FGD's artifact scores them (hkust-adsl/kubernetes-
+// scheduler-simulator, the "-artifact" rows of the table below), for
+// reproducing its experiment: kube-scheduler integer node scores 0..100 over
+// cpu and GPU only (no memory), normalised by the artifact's largest node
+// spec (128 cores, 8 GPUs), and nodes with the same integer score chosen at
+// random (kube-scheduler's selectHost): a seeded jitter in [0, 1) is added to
+// the integer score. GPU choice: tightest fitting GPU (Open-Gpu-Share's
+// "best"). Not meant for production: the random ties make plans depend on
+// the seed.
+class ArtifactScorer : public Scorer {
+ public:
+  explicit ArtifactScorer(uint64_t seed) : rng_(seed) {}
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) final {
+    *gpus = PackGpus(state, n, r);
+    return static_cast<double>(IntegerScore(state, n, r)) +
+           std::uniform_real_distribution<double>(0, 0.999)(rng_);
+  }
+
+ protected:
+  static constexpr double kMaxSpecCpu = 128000;
+  static constexpr double kMaxSpecGpu = 8000;
+  static constexpr int64_t kMaxNodeScore = 100;
+  virtual int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const = 0;
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// Best fit: 100 · (1 − ½·(cpu left after)/128 cores − ½·(GPU left after)/8 GPUs).
+class ArtifactBestFitScorer : public ArtifactScorer {
+ public:
+  using ArtifactScorer::ArtifactScorer;
+
+ protected:
+  int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
+    double rest = 0.5 * static_cast<double>(state.free_cpu(n) - r.cpu_milli) / kMaxSpecCpu +
+                  0.5 * static_cast<double>(state.free_gpu_total(n) - r.gpu_milli) / kMaxSpecGpu;
+    return static_cast<int64_t>((1 - rest) * kMaxNodeScore);
+  }
+};
+
+// Dot product (Tetris), dimensions merged: 100 · (1 − (free · request) / 2)
+// over (cpu, total GPU), each divided by the largest spec.
+class ArtifactDotProductScorer : public ArtifactScorer {
+ public:
+  using ArtifactScorer::ArtifactScorer;
+
+ protected:
+  int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
+    double dot = static_cast<double>(state.free_cpu(n)) / kMaxSpecCpu * (static_cast<double>(r.cpu_milli) / kMaxSpecCpu) +
+                 static_cast<double>(state.free_gpu_total(n)) / kMaxSpecGpu *
+                     (static_cast<double>(r.gpu_milli) / kMaxSpecGpu);
+    return static_cast<int64_t>(kMaxNodeScore * (1 - dot / 2));
+  }
+};
+
+// GPU packing: a CPU-only task scores 0 everywhere (random node). A GPU task:
+// on an idle node max(33 − GPUs, GPUs); needing wholly free GPUs of a busy
+// node max(50 − those GPUs, 33); only partly used GPUs max(100 − Σ free
+// percent of them / 10, 50).
+class ArtifactGpuPackingScorer : public ArtifactScorer {
+ public:
+  using ArtifactScorer::ArtifactScorer;
+
+ protected:
+  int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
+    if (r.gpu_milli <= 0) return 0;
+    const int count = state.num_gpus(n);
+    const int32_t* free = state.gpu_free(n);
+    const int whole = state.whole_free_gpus(n);
+    if (whole == count) return std::max<int64_t>(kMaxNodeScore / 3 - whole, whole);
+    std::vector<GpuShare> use = PackGpus(state, n, r);
+    int whole_used = 0;
+    int64_t free_percent = 0;
+    for (const GpuShare& s : use) {
+      if (free[s.index] == 1000) ++whole_used;
+      free_percent += free[s.index] * 100 / 1000;
+    }
+    if (whole_used > 0) return std::max<int64_t>(kMaxNodeScore / 2 - whole_used, kMaxNodeScore / 3);
+    return std::max<int64_t>(kMaxNodeScore - free_percent / 10, kMaxNodeScore / 2);
+  }
+};
+
+// GPU clustering by "affinity": every fractional task has the tag share-gpu,
+// a task of k whole GPUs k-gpu. A GPU task scores 75..100 on a node whose
+// tasks all have its tag, 50..75 on one with its tag among others, 25..50 on
+// a node without GPU tasks, 0..25 elsewhere; within a band
+// 25 · (8 GPUs − free GPU) / 8 GPUs. A CPU-only task scores 0 everywhere.
+class ArtifactGpuClusteringScorer : public ArtifactScorer {
+ public:
+  using ArtifactScorer::ArtifactScorer;
+
+ protected:
+  int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
+    if (r.gpu_milli <= 0) return 0;
+    auto tag = [](int64_t gpu_milli) { return gpu_milli < 1000 ? int64_t{0} : gpu_milli / 1000; };
+    const int64_t mine = tag(r.gpu_milli);
+    int same = 0;
+    std::vector<int64_t> tags;
+    for (const auto& [milli, count] : state.GpuKinds(n)) {
+      if (milli <= 0 || count <= 0) continue;
+      int64_t t = tag(milli);
+      if (t == mine) same += count;
+      if (std::find(tags.begin(), tags.end(), t) == tags.end()) tags.push_back(t);
+    }
+    const int64_t fill = kMaxNodeScore / 4 * (static_cast<int64_t>(kMaxSpecGpu) - state.free_gpu_total(n)) /
+                         static_cast<int64_t>(kMaxSpecGpu);
+    if (same > 0) return fill + (tags.size() == 1 ? kMaxNodeScore * 3 / 4 : kMaxNodeScore * 2 / 4);
+    return fill + (tags.empty() ? kMaxNodeScore / 4 : 0);
+  }
+};
+
 struct ScorerEntry {
   const char* name;
   std::unique_ptr<Scorer> (*make)(const ScorerEnv& env);
@@ -247,6 +360,22 @@ const ScorerEntry kScorers[] = {
     {"dotproduct", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<DotProductScorer>(); }},
     {"gpu-packing", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<GpuPackingScorer>(); }},
     {"gpu-clustering", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<GpuClusteringScorer>(); }},
+    {"bestfit-artifact",
+     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
+       return std::make_unique<ArtifactBestFitScorer>(env.policy->seed);
+     }},
+    {"dotproduct-artifact",
+     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
+       return std::make_unique<ArtifactDotProductScorer>(env.policy->seed);
+     }},
+    {"gpu-packing-artifact",
+     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
+       return std::make_unique<ArtifactGpuPackingScorer>(env.policy->seed);
+     }},
+    {"gpu-clustering-artifact",
+     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
+       return std::make_unique<ArtifactGpuClusteringScorer>(env.policy->seed);
+     }},
 };
 
 }  // namespace

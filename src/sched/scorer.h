@@ -14,6 +14,12 @@
 //                  idle nodes (FGD paper's baseline)
 //   gpu-clustering nodes already running tasks with the same GPU request
 //   fgd            Fragmentation Gradient Descent (Weng et al., ATC'23)
+//   bestfit-artifact, dotproduct-artifact, gpu-packing-artifact,
+//   gpu-clustering-artifact
+//                  the same baselines as FGD's artifact scores them (integer
+//                  scores over cpu and GPU, random ties); for reproducing its
+//                  experiment (lathe sim --baseline-variant artifact), not for
+//                  production
 #pragma once
 
 #include <memory>

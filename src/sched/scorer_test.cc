@@ -84,6 +84,56 @@ TEST(FgdWorkload, DerivesNormalisedGpuClassesFromTheSnapshot) {
   EXPECT_DOUBLE_EQ(w[1].weight, 0.25);
 }
 
+// The baselines as FGD's artifact scores them: integer kube-scheduler
+// scores plus a random tie-break in [0, 1).
+TEST(ArtifactScorers, IntegerScoresWithRandomTies) {
+  Snapshot s;
+  s.nodes = {Node{.name = "idle", .capacity = {96000, 1 << 20, 8000}, .num_gpus = 8},
+             Node{.name = "share", .capacity = {96000, 1 << 20, 8000}, .num_gpus = 8},
+             Node{.name = "whole", .capacity = {96000, 1 << 20, 8000}, .num_gpus = 8}};
+  s.queues = {Queue{.name = "q"}};
+  auto run = [&](const std::string& id, const std::string& node, Resources req, std::vector<GpuShare> gpus) {
+    RunningJob rj;
+    rj.job.id = id;
+    rj.job.queue = "q";
+    rj.job.groups.push_back({"t", 1, req});
+    rj.tasks.push_back(TaskPlacement{.node = node, .gpus = std::move(gpus)});
+    s.running.push_back(rj);
+  };
+  run("a", "share", {8000, 0, 300}, {{0, 300}});
+  run("b", "whole", {16000, 0, 2000}, {{0, 1000}, {1, 1000}});
+  Policy p;
+  p.seed = 3;
+  ClusterState state(s);
+  auto score = [&](const char* name, int n, Resources r) {
+    auto scorer = MakeScorer(name, ScorerEnv{&s, &p});
+    EXPECT_TRUE(scorer.ok()) << name;
+    std::vector<GpuShare> gpus;
+    return (*scorer)->Score(state, n, r, &gpus);
+  };
+  const Resources frac{4000, 0, 500};
+  // Best fit on the idle node: 100 (1 − ½ 92/128 − ½ 7.5/8) = 17.2 → 17.
+  EXPECT_EQ(std::floor(score("bestfit-artifact", 0, frac)), 17);
+  // Dot product: 100 (1 − (96/128 · 4/128 + 8/8 · 0.5/8) / 2) = 95.7 → 95.
+  EXPECT_EQ(std::floor(score("dotproduct-artifact", 0, frac)), 95);
+  // Packing: idle node 33 − 8 = 25; a shared GPU with 700 free: 100 − 70/10 = 93;
+  // idle GPUs of a busy node: 50 − 1 = 49.
+  EXPECT_EQ(std::floor(score("gpu-packing-artifact", 0, frac)), 25);
+  EXPECT_EQ(std::floor(score("gpu-packing-artifact", 1, frac)), 93);
+  EXPECT_EQ(std::floor(score("gpu-packing-artifact", 2, frac)), 49);
+  // Clustering: the node with only share-gpu tasks 75 + ⌊25·0.3/8⌋ = 75;
+  // an idle node 25 + 0; a node with other tags 0 + ⌊25·2/8⌋ = 6.
+  EXPECT_EQ(std::floor(score("gpu-clustering-artifact", 1, frac)), 75);
+  EXPECT_EQ(std::floor(score("gpu-clustering-artifact", 0, frac)), 25);
+  EXPECT_EQ(std::floor(score("gpu-clustering-artifact", 2, frac)), 6);
+  // CPU-only tasks score 0 everywhere for packing and clustering: random.
+  const Resources cpu{4000, 1024, 0};
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_LT(score("gpu-packing-artifact", n, cpu), 1);
+    EXPECT_LT(score("gpu-clustering-artifact", n, cpu), 1);
+  }
+}
+
 TEST(MakeScorer, KnowsEveryNameAndRejectsOthers) {
   Snapshot s;
   Policy p;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -592,6 +593,44 @@ TEST(Fill, BeyondCapacityContinuesTheSameArrivals) {
   EXPECT_LE(to130->curve.back().unallocated, to100->curve.back().unallocated);
 }
 
+// --fill-order trace (FGD's artifact: every pod once in shuffled order, then
+// drawn with replacement), and a fresh policy seed every cycle.
+TEST(Fill, TraceOrderReplaysEveryTaskOnceBeforeSampling) {
+  std::vector<sched::Node> nodes = {MakeNode("a", 4), MakeNode("b", 4)};
+  std::vector<SimJob> pool;
+  for (int i = 0; i < 8; ++i) {
+    pool.push_back(MakeJob("p" + std::to_string(i), 0, 1, 1000));
+    pool.back().job.groups[0].request.cpu_milli = 100 + i;  // tells the tasks apart
+  }
+  std::vector<int64_t> seen;
+  std::set<uint64_t> seeds;
+  FillOptions o;
+  o.seed = 5;
+  o.until = 2.0;  // 16 one-GPU arrivals on 8 GPUs
+  o.order = FillOrder::kTrace;
+  o.schedule = [&](const sched::Snapshot& snap, const sched::Policy& policy) {
+    seen.push_back(snap.pending.at(0).groups.at(0).request.cpu_milli);
+    seeds.insert(policy.seed);
+    return sched::Plan{};
+  };
+  auto r = RunFill(nodes, pool, sched::Policy{.name = "probe"}, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(seen.size(), 16u);
+  std::vector<int64_t> first(seen.begin(), seen.begin() + 8);
+  std::vector<int64_t> sorted = first;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(sorted[i], 100 + i);  // each pod once
+  std::vector<int64_t> identity = {100, 101, 102, 103, 104, 105, 106, 107};
+  EXPECT_NE(first, identity);  // shuffled
+  EXPECT_EQ(seeds.size(), 16u);  // every cycle its own seed
+  EXPECT_EQ(r->failed, 16);
+
+  // Same seed, same order; the default order samples with replacement.
+  seen.clear();
+  ASSERT_TRUE(RunFill(nodes, pool, sched::Policy{.name = "probe"}, o).ok());
+  EXPECT_EQ(std::vector<int64_t>(seen.begin(), seen.begin() + 8), first);
+}
+
 // ---------------------------------------------------------------------------
 // The production scheduler
 
@@ -699,7 +738,8 @@ TEST(SimulatorWithScheduler, FillOnFractionalTasks) {
   for (int i = 0; i < 8; ++i) nodes.push_back(MakeNode("n" + std::to_string(i), 4));
   std::vector<SimJob> pool = {MakeJob("x", 0, 1, 300), MakeJob("y", 0, 1, 1000),
                               MakeJob("z", 0, 1, 500), MakeJob("w", 0, 1, 2000)};
-  for (const char* name : {"random", "bestfit", "fgd"}) {
+  for (const char* name : {"random", "bestfit", "fgd", "bestfit-artifact", "dotproduct-artifact",
+                           "gpu-packing-artifact", "gpu-clustering-artifact"}) {
     auto policy = sched::NamedPolicy(name);
     ASSERT_TRUE(policy.ok()) << name;
     FillOptions o;

@@ -686,11 +686,22 @@ StatusOr<FillResult> RunFill(const std::vector<sched::Node>& nodes,
   result.capacity_gpus = static_cast<double>(capacity) / 1000.0;
   std::mt19937_64 rng(options.seed);
   std::uniform_int_distribution<size_t> pick(0, pool.size() - 1);
+  std::vector<size_t> trace_order;
+  if (options.order == FillOrder::kTrace) {
+    trace_order.resize(pool.size());
+    for (size_t i = 0; i < pool.size(); ++i) trace_order[i] = i;
+    std::shuffle(trace_order.begin(), trace_order.end(), rng);
+  }
+  const uint64_t base_seed = policy.seed;
   int64_t arrived = 0;
   auto wall = Clock::now();
   auto last_progress = wall;
   for (int64_t k = 0; static_cast<double>(arrived) < options.until * static_cast<double>(capacity); ++k) {
-    const SimJob& src = pool[pick(rng)];
+    const size_t step = static_cast<size_t>(k);
+    const SimJob& src = pool[step < trace_order.size() ? trace_order[step] : pick(rng)];
+    // A fresh seed per cycle: a scorer is created per cycle, and the same
+    // seed every cycle would repeat the same random draws node by node.
+    policy.seed = base_seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(k + 1);
     sched::Job job = src.job;
     job.id = fmt::format("fill-{}", k);
     job.queue = "default";

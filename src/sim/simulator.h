@@ -89,16 +89,24 @@ struct SimOptions {
 StatusOr<SimResult> Simulate(const Workload& workload, const sched::Policy& policy,
                              const SimOptions& options);
 
-// The FGD experiment (Weng et al., ATC'23): tasks drawn uniformly with
-// replacement (seeded) from `pool` arrive one at a time with no departures,
-// each scheduled in its own cycle on `nodes` (one unlimited queue), until
-// the requested GPUs reach `until` × the cluster's GPU capacity. A task that
-// does not fit is dropped (counted as failed). If policy.workload is empty
-// it is set to WorkloadClasses(pool), which is also the fragmentation
-// measure's workload.
+// The FGD experiment (Weng et al., ATC'23): tasks from `pool` arrive one at
+// a time with no departures, each scheduled in its own cycle on `nodes` (one
+// unlimited queue), until the requested GPUs reach `until` × the cluster's
+// GPU capacity. A task that does not fit is dropped (counted as failed). If
+// policy.workload is empty it is set to WorkloadClasses(pool), which is also
+// the fragmentation measure's workload. Each cycle gets its own policy.seed,
+// derived from `seed` and the step, so random scorers draw afresh per task.
+//
+// Arrival order:
+//   kSample  every task drawn uniformly with replacement (seeded);
+//   kTrace   every task of `pool` once in a seeded random order (FGD's
+//            artifact: --shuffle-pod), then drawn with replacement (its
+//            workload tuning up to -tune).
+enum class FillOrder { kSample, kTrace };
 struct FillOptions {
   uint64_t seed = 1;
   double until = 1.0;
+  FillOrder order = FillOrder::kSample;
   bool validate = false;
   std::ostream* progress = nullptr;
   ScheduleFn schedule;  // empty = sched::Schedule
