@@ -24,7 +24,7 @@ FLUSH_INTERVAL = 1.0     # seconds a point may wait in the queue
 MAX_QUEUED = 100000      # points held in memory before log_metric blocks
 _PARAMS_PER_REQUEST = 100
 _SEARCH_PAGE = 1000
-_HISTORY_PAGE = 1000
+_HISTORY_PAGE = 25000  # the server's largest history page
 _MAX_KEY = 250
 # MLflow's rule for metric, param and tag keys.
 _KEY_RE = re.compile(r"^[\w./: -]+$")
