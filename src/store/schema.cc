@@ -2,6 +2,109 @@
 #include "store/migrations.h"
 
 namespace lathe::store {
+namespace {
+
+// Migration 3's DDL. SQLite gets WITHOUT ROWID on the small, key-addressed
+// tables (one b-tree instead of two); PostgreSQL gets the same DDL without it.
+constexpr const char* kTrackingSql = R"sql(
+CREATE TABLE tracking_counters (
+  name   TEXT PRIMARY KEY,
+  value  BIGINT NOT NULL
+);
+INSERT INTO tracking_counters (name, value) VALUES ('experiment', 0);
+CREATE TABLE experiments (
+  id                BIGINT PRIMARY KEY,
+  project_id        TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name              TEXT NOT NULL,
+  artifact_location TEXT NOT NULL,
+  lifecycle         TEXT NOT NULL,
+  is_default        INTEGER NOT NULL DEFAULT 0,
+  creation_time     BIGINT NOT NULL,
+  last_update_time  BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX experiments_by_project_name ON experiments(project_id, name);
+CREATE UNIQUE INDEX experiments_default ON experiments(project_id) WHERE is_default = 1;
+CREATE TABLE experiment_tags (
+  experiment_id BIGINT NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+  key           TEXT NOT NULL,
+  value         TEXT NOT NULL,
+  PRIMARY KEY (experiment_id, key)
+) WITHOUT ROWID;
+CREATE TABLE tracking_runs (
+  run_id        TEXT PRIMARY KEY,
+  experiment_id BIGINT NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+  project_id    TEXT NOT NULL,
+  run_name      TEXT NOT NULL,
+  user_id       TEXT NOT NULL,
+  status        TEXT NOT NULL,
+  start_time    BIGINT NOT NULL,
+  end_time      BIGINT NOT NULL DEFAULT 0,
+  lifecycle     TEXT NOT NULL,
+  job_id        TEXT NOT NULL DEFAULT '',
+  artifact_uri  TEXT NOT NULL
+);
+CREATE INDEX tracking_runs_by_experiment ON tracking_runs(experiment_id, start_time);
+CREATE INDEX tracking_runs_by_project ON tracking_runs(project_id, start_time);
+CREATE TABLE run_params (
+  run_id  TEXT NOT NULL REFERENCES tracking_runs(run_id) ON DELETE CASCADE,
+  key     TEXT NOT NULL,
+  value   TEXT NOT NULL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX run_params_by_key ON run_params(key, value);
+CREATE TABLE run_tags (
+  run_id  TEXT NOT NULL REFERENCES tracking_runs(run_id) ON DELETE CASCADE,
+  key     TEXT NOT NULL,
+  value   TEXT NOT NULL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX run_tags_by_key ON run_tags(key, value);
+CREATE TABLE run_metrics (
+  run_id      TEXT NOT NULL REFERENCES tracking_runs(run_id) ON DELETE CASCADE,
+  key         TEXT NOT NULL,
+  value       DOUBLE PRECISION,
+  is_nan      INTEGER NOT NULL,
+  timestamp   BIGINT NOT NULL,
+  step        BIGINT NOT NULL,
+  points      BIGINT NOT NULL,
+  next_seq    BIGINT NOT NULL,
+  tail_blocks INTEGER NOT NULL,
+  tail_points BIGINT NOT NULL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX run_metrics_by_key ON run_metrics(key, value);
+CREATE TABLE metric_blocks (
+  run_id     TEXT NOT NULL REFERENCES tracking_runs(run_id) ON DELETE CASCADE,
+  key        TEXT NOT NULL,
+  seq        BIGINT NOT NULL,
+  count      BIGINT NOT NULL,
+  min_step   BIGINT NOT NULL,
+  max_step   BIGINT NOT NULL,
+  min_value  DOUBLE PRECISION,
+  min_vstep  BIGINT NOT NULL,
+  min_vts    BIGINT NOT NULL,
+  max_value  DOUBLE PRECISION,
+  max_vstep  BIGINT NOT NULL,
+  max_vts    BIGINT NOT NULL,
+  last_value DOUBLE PRECISION,
+  last_ts    BIGINT NOT NULL,
+  data       TEXT NOT NULL,
+  PRIMARY KEY (run_id, key, seq)
+);
+CREATE TABLE metric_batches (
+  run_id  TEXT NOT NULL REFERENCES tracking_runs(run_id) ON DELETE CASCADE,
+  digest  TEXT NOT NULL,
+  PRIMARY KEY (run_id, digest)
+) WITHOUT ROWID;
+)sql";
+
+std::string WithoutRowidRemoved(std::string sql) {
+  const std::string needle = " WITHOUT ROWID";
+  for (size_t at; (at = sql.find(needle)) != std::string::npos;) sql.erase(at, needle.size());
+  return sql;
+}
+
+}  // namespace
 
 const std::vector<Migration>& SchemaMigrations() {
   static const std::vector<Migration>* const kMigrations = new std::vector<Migration>{
@@ -89,6 +192,8 @@ CREATE TABLE job_events (
 );
 )sql",
        ""},
+      {3, "tracking: experiments, runs, params, tags, metric blocks",
+       kTrackingSql, WithoutRowidRemoved(kTrackingSql)},
   };
   return *kMigrations;
 }
