@@ -512,6 +512,96 @@ TEST_P(TrackingTest, ConcurrentLoggersStoreEveryPointOnce) {
   EXPECT_EQ(shared.total_points, kThreads * kBatches);
 }
 
+// ---------------------------------------------------------------- search
+
+TEST_P(TrackingTest, SearchRunsFiltersOrdersAndPages) {
+  auto e = *svc_->CreateExperiment(admin_, "ml", "s", {});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    clock_.Advance(1000);
+    tracking::Run r = NewRun(e.id, "run-" + std::to_string(i));
+    ids.push_back(r.info.run_id);
+    std::vector<Metric> m{{"acc", i / 10.0, 1, 0}};
+    if (i % 3 != 0) m.push_back({"loss", 10.0 - i, 1, 0});
+    ASSERT_TRUE(svc_->LogBatch(admin_, "ml", r.info.run_id, m, {{"lr", i % 2 ? "0.1" : "0.01"}},
+                               {{"team", i < 5 ? "Ads" : "search"}})
+                    .ok());
+    if (i == 9) {
+      ASSERT_TRUE(svc_->UpdateRun(admin_, "ml", r.info.run_id, RunStatus::kFinished, int64_t{5}, std::nullopt).ok());
+    }
+  }
+  NewRun("0");  // another experiment
+  auto search = [&](std::string filter, std::vector<std::string> order = {}, int64_t n = 100) {
+    RunSearch q{.experiment_ids = {e.id}, .filter = std::move(filter), .order_by = std::move(order)};
+    q.page.max_results = n;
+    auto page = svc_->SearchRuns(admin_, "ml", q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> names;
+    if (page.ok()) {
+      for (auto& r : page->runs) names.push_back(r.info.run_name);
+    }
+    return names;
+  };
+  using V = std::vector<std::string>;
+  // Default order: start_time DESC.
+  EXPECT_EQ(search("").size(), 10u);
+  EXPECT_EQ(search("")[0], "run-9");
+  EXPECT_EQ(search("metrics.acc >= 0.7"), (V{"run-9", "run-8", "run-7"}));
+  EXPECT_EQ(search("metrics.acc > 0.5 and params.lr = '0.1'"), (V{"run-9", "run-7"}));
+  EXPECT_EQ(search("metrics.acc < 0.3", {"metrics.acc ASC"}), (V{"run-0", "run-1", "run-2"}));
+  // Ordered by a metric some runs lack: those come last.
+  V by_loss = search("", {"metrics.loss ASC"});
+  EXPECT_EQ((V{by_loss.begin(), by_loss.begin() + 3}), (V{"run-8", "run-7", "run-5"}));
+  EXPECT_EQ((V{by_loss.end() - 4, by_loss.end()}), (V{"run-9", "run-6", "run-3", "run-0"}));
+  EXPECT_EQ(search("tags.team LIKE 'A%'").size(), 5u);
+  EXPECT_EQ(search("tags.team LIKE 'a%'").size(), 0u);  // LIKE is case-sensitive
+  EXPECT_EQ(search("tags.team ILIKE 'a%'").size(), 5u);
+  EXPECT_EQ(search("attributes.status = 'FINISHED'"), (V{"run-9"}));
+  EXPECT_EQ(search("attributes.status != 'FINISHED'").size(), 9u);
+  EXPECT_EQ(search("attributes.run_name IN ('run-1', 'run-3')"), (V{"run-3", "run-1"}));
+  EXPECT_EQ(search("attributes.run_name NOT IN ('run-1', 'run-3')").size(), 8u);
+  EXPECT_EQ(search("attributes.run_id = '" + ids[4] + "'"), (V{"run-4"}));
+  EXPECT_EQ(search("attributes.end_time = 5"), (V{"run-9"}));
+  EXPECT_EQ(search("params.lr = '0.01'", {"attributes.run_name DESC"}),
+            (V{"run-8", "run-6", "run-4", "run-2", "run-0"}));
+  EXPECT_EQ(search("", {"params.lr DESC", "attributes.run_name ASC"}, 3), (V{"run-1", "run-3", "run-5"}));
+  // Pages: every run once, in order.
+  V paged;
+  RunSearch q{.experiment_ids = {e.id}, .order_by = {"metrics.acc DESC"}};
+  q.page.max_results = 3;
+  for (int i = 0; i < 10; ++i) {
+    auto page = *svc_->SearchRuns(admin_, "ml", q);
+    for (auto& r : page.runs) paged.push_back(r.info.run_name);
+    if (page.next_page_token.empty()) break;
+    q.page.page_token = page.next_page_token;
+  }
+  EXPECT_EQ(paged, search("", {"metrics.acc DESC"}));
+  EXPECT_EQ(paged.size(), 10u);
+  // Runs carry their data; deleted runs only in their view.
+  auto one = *svc_->SearchRuns(admin_, "ml", {.experiment_ids = {e.id}, .filter = "attributes.run_name = 'run-2'"});
+  ASSERT_EQ(one.runs.size(), 1u);
+  EXPECT_EQ(one.runs[0].params, (std::vector<Param>{{"lr", "0.01"}}));
+  EXPECT_EQ(one.runs[0].latest_metrics.size(), 2u);
+  EXPECT_EQ(one.runs[0].tags.size(), 2u);
+  ASSERT_TRUE(svc_->SetRunLifecycle(admin_, "ml", ids[2], Lifecycle::kDeleted).ok());
+  EXPECT_EQ(search("").size(), 9u);
+  auto deleted = *svc_->SearchRuns(admin_, "ml", {.experiment_ids = {e.id}, .view = ViewType::kDeletedOnly});
+  EXPECT_EQ(deleted.runs.size(), 1u);
+  // No experiment ids: the whole project (11 runs, one deleted).
+  EXPECT_EQ(svc_->SearchRuns(admin_, "ml", {})->runs.size(), 10u);
+  // Another project's experiment shows nothing.
+  EXPECT_TRUE(svc_->SearchRuns(admin_, "other", {.experiment_ids = {e.id}})->runs.empty());
+  // Errors.
+  auto bad = svc_->SearchRuns(admin_, "ml", {.filter = "metrics.acc >"});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().field(), "filter");
+  auto bad_order = svc_->SearchRuns(admin_, "ml", {.order_by = {"metrics.acc sideways"}});
+  EXPECT_EQ(bad_order.status().field(), "order_by[0]");
+  EXPECT_EQ(svc_->SearchRuns(admin_, "ml", {.page = {.max_results = 50001}}).status().field(), "max_results");
+  EXPECT_EQ(svc_->SearchRuns(admin_, "ml", {.page = {.page_token = "%%"}}).status().field(), "page_token");
+  EXPECT_EQ(svc_->SearchRuns(admin_, "ml", {.experiment_ids = {"x"}}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(GroupCommit, OneBadWorkDoesNotFailItsNeighbours) {
   char tmpl[] = "/tmp/lathe-gc-XXXXXX";
   std::string dir = mkdtemp(tmpl);
