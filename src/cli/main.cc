@@ -13,6 +13,7 @@
 #include "cli/server_command.h"
 #include "cli/server_config.h"
 #include "cli/sim_command.h"
+#include "cli/tracking_commands.h"
 #include "exec/local/shim.h"
 
 namespace lathe::cli {
@@ -280,6 +281,82 @@ int Main(int argc, char** argv) {
   CLI::App* q_rm = queue->add_subcommand("rm", "Delete a queue no active job uses");
   q_rm->add_option("name", name, "Queue name")->required();
   q_rm->callback([&] { run(QueueRemove(client, name, std::cout)); });
+
+  // ---- experiment tracking
+  std::string t_project;
+  auto add_tracking_project = [&t_project](CLI::App* cmd) {
+    cmd->add_option("--project", t_project, "Project (default: $LATHE_PROJECT)");
+  };
+  // Repeatable options take one value per flag, so they never swallow arguments.
+  auto repeatable = [](CLI::Option* opt) { opt->allow_extra_args(false); };
+  CLI::App* experiment = app.add_subcommand("experiment", "Manage tracking experiments");
+  experiment->require_subcommand(1);
+  std::string exp_name, exp_view;
+  std::vector<std::string> exp_tags;
+  CLI::App* e_ls = experiment->add_subcommand("ls", "List a project's experiments");
+  add_tracking_project(e_ls);
+  e_ls->add_option("--view", exp_view, "active (default), deleted or all")
+      ->check(CLI::IsMember({"active", "deleted", "all"}));
+  AddListFlags(e_ls, &list);
+  e_ls->callback([&] { run(ExperimentList(client, t_project, exp_view, list, std::cout)); });
+  CLI::App* e_create = experiment->add_subcommand("create", "Create an experiment");
+  e_create->add_option("name", exp_name, "Experiment name (unique in the project)")->required();
+  add_tracking_project(e_create);
+  repeatable(e_create->add_option("--tag", exp_tags, "A tag as KEY=VALUE (repeatable)"));
+  e_create->callback(
+      [&] { run(ExperimentCreate(client, t_project, exp_name, exp_tags, std::cout)); });
+  CLI::App* e_show = experiment->add_subcommand("show", "Show an experiment and its tags");
+  e_show->add_option("experiment", exp_name, "Experiment id or name")->required();
+  add_tracking_project(e_show);
+  e_show->callback([&] { run(ExperimentShow(client, t_project, exp_name, std::cout)); });
+
+  CLI::App* runs_cmd = app.add_subcommand("run", "Inspect and compare tracked runs");
+  runs_cmd->require_subcommand(1);
+  RunListOptions run_list;
+  std::string run_ref;
+  std::vector<std::string> run_refs, run_metrics;
+  CLI::App* r_ls =
+      runs_cmd->add_subcommand("ls", "List or search runs (newest first unless --order-by)");
+  add_tracking_project(r_ls);
+  repeatable(r_ls->add_option("--experiment", run_list.experiments,
+                              "Only runs of this experiment, id or name (repeatable)"));
+  r_ls->add_option("--filter", run_list.filter,
+                   "MLflow filter: \"metrics.auc > 0.9 and params.lr = '0.01'\"");
+  repeatable(r_ls->add_option("--order-by", run_list.order_by,
+                              "Sort key, e.g. \"metrics.loss DESC\" (repeatable)"));
+  r_ls->add_option("--view", run_list.view, "active (default), deleted or all")
+      ->check(CLI::IsMember({"active", "deleted", "all"}));
+  AddListFlags(r_ls, &list);
+  r_ls->callback([&] {
+    run_list.project = t_project;
+    run(RunList(client, run_list, list, std::cout));
+  });
+  CLI::App* r_show =
+      runs_cmd->add_subcommand("show", "Show a run: fields, params, tags, latest metrics");
+  r_show->add_option("run", run_ref, "Run id or name")->required();
+  add_tracking_project(r_show);
+  r_show->callback([&] { run(RunShow(client, t_project, run_ref, std::cout)); });
+  CLI::App* r_compare =
+      runs_cmd->add_subcommand("compare", "Params and latest metrics of runs side by side");
+  r_compare->add_option("runs", run_refs, "Run ids or names (two or more)")->required();
+  repeatable(r_compare->add_option("--metric", run_metrics, "Only this metric (repeatable)"));
+  add_tracking_project(r_compare);
+  r_compare->callback(
+      [&] { run(RunCompare(client, t_project, run_refs, run_metrics, std::cout)); });
+
+  CLI::App* metrics_cmd =
+      app.add_subcommand("metrics", "A run's metric as a sparkline with min, max, last and count");
+  std::string metric_key;
+  int64_t max_points = 60;
+  metrics_cmd->add_option("run", run_ref, "Run id or name")->required();
+  metrics_cmd->add_option("key", metric_key, "Metric key")->required();
+  metrics_cmd
+      ->add_option("--max-points", max_points,
+                   "Downsample to at most N points, one character each (default 60)")
+      ->check(CLI::Range(int64_t{1}, int64_t{10000}));
+  add_tracking_project(metrics_cmd);
+  metrics_cmd->callback(
+      [&] { run(MetricsShow(client, t_project, run_ref, metric_key, max_points, std::cout)); });
 
   // ---- shim (started by the local executor, not by people: hidden)
   CLI::App* shim = app.add_subcommand("shim", "Supervise one task of the local executor");

@@ -155,6 +155,21 @@ int RunServer(const ServerConfig& config) {
   copts.log_max_bytes = config.jobs_log_max_bytes;
   copts.code_root = home_abs + "/code";
   copts.work_root = home_abs + "/work";
+  // Jobs find the Python SDK (python/lathe) on PYTHONPATH when it lies beside
+  // this binary: <bin>/python, <bin>/../python (a checkout's build*/lathe) or
+  // <bin>/../share/lathe/python (an install).
+  {
+    std::error_code ec;
+    const std::filesystem::path bin =
+        std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+    for (const char* rel : {"python", "../python", "../share/lathe/python"}) {
+      const std::filesystem::path dir = (bin / rel).lexically_normal();
+      if (!ec && std::filesystem::exists(dir / "lathe" / "__init__.py", ec)) {
+        copts.python_path = dir.string();
+        break;
+      }
+    }
+  }
   control::JobController controller(**store, tenancy, *executor, SystemClock(), copts);
 
   api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root});
