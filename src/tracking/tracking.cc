@@ -19,6 +19,7 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/crypto.h"
 #include "tracking/group_commit.h"
@@ -126,29 +127,47 @@ Status ExperimentNotFound(std::string_view id) {
 }
 Status RunNotFound(std::string_view id) { return NotFoundError(fmt::format("run \"{}\" not found", id)); }
 
-// FNV-1a, twice with different offsets: a 128-bit digest of a metric batch.
+// A 128-bit digest of a metric batch: two independent 64-bit multiply-mix
+// lanes over 8-byte words (stable across builds: it is stored).
 struct Digest {
-  uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL;
-  void Add(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) {
-      a = (a ^ p[i]) * 0x100000001b3ULL;
-      b = (b ^ p[i]) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+  uint64_t a = 0x243f6a8885a308d3ULL, b = 0x13198a2e03707344ULL;
+  static uint64_t Mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+  }
+  void Word(uint64_t w) {
+    a = Mix(a ^ w) + 0x9e3779b97f4a7c15ULL;
+    b = Mix(b + w * 0x100000001b3ULL) ^ a;
+  }
+  void Bytes(std::string_view s) {
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      Word(w);
     }
+    uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, s.size() - i);
+    Word(w ^ (uint64_t{s.size()} << 56));
   }
   std::string Hex() const { return fmt::format("{:016x}{:016x}", a, b); }
 };
 
 std::string BatchDigest(const std::vector<Metric>& metrics) {
   Digest d;
+  const std::string* last_key = nullptr;
   for (const Metric& m : metrics) {
-    d.Add(m.key.data(), m.key.size());
-    d.Add("\0", 1);
+    if (last_key == nullptr || *last_key != m.key) d.Bytes(m.key);
+    d.Word(0x6b6579ULL);  // a point separator, so key runs cannot alias
+    last_key = &m.key;
     uint64_t bits;
     std::memcpy(&bits, &m.value, 8);
-    d.Add(&bits, 8);
-    d.Add(&m.timestamp, 8);
-    d.Add(&m.step, 8);
+    d.Word(bits);
+    d.Word(static_cast<uint64_t>(m.timestamp));
+    d.Word(static_cast<uint64_t>(m.step));
   }
   return d.Hex();
 }
@@ -985,10 +1004,18 @@ Status TrackingService::LogBatch(const tenancy::Principal& p, const std::string&
                     kMaxBatchEntities, metrics.size() + params.size() + tags.size()),
         "metrics");
   }
-  for (size_t i = 0; i < metrics.size(); ++i) {
+  {
     // Keys repeat across a batch; validate each distinct key once.
-    if (i > 0 && metrics[i].key == metrics[i - 1].key) continue;
-    RETURN_IF_ERROR(ValidateKey(metrics[i].key, fmt::format("metrics[{}].key", i)));
+    std::unordered_set<std::string_view> valid;
+    for (size_t i = 0; i < metrics.size(); ++i) {
+      if (valid.contains(metrics[i].key)) continue;
+      Status st = ValidateKey(metrics[i].key, "key");
+      if (!st.ok()) {
+        std::string field = fmt::format("metrics[{}].key", i);
+        return InvalidArgumentError(field + st.message().substr(3), field);
+      }
+      valid.insert(metrics[i].key);
+    }
   }
   std::map<std::string_view, std::string_view> seen_params;
   for (size_t i = 0; i < params.size(); ++i) {
@@ -1063,127 +1090,221 @@ StatusOr<RunPage> TrackingService::Impl::SearchRuns(const tenancy::Project& proj
     }
   }
 
-  // FROM/JOIN/WHERE. Parameters are collected in SQL text order.
-  std::string joins;
-  std::vector<Value> join_args;
-  std::string where = " WHERE r.project_id = ?";
-  std::vector<Value> where_args{proj.id};
+  // The query is built as a list of FROM items whose order is the join
+  // order (CROSS JOIN fixes it on SQLite; PostgreSQL plans on its own):
+  //  * ordered by a metric/param/tag first: that key's (key, value) index
+  //    drives, so the first page stops after max_results matches; runs
+  //    without the key (or with NaN) follow in a second query;
+  //  * otherwise the runs drive, in start_time order.
+  struct Part {
+    std::string from;             // "tracking_runs r CROSS JOIN …"
+    std::vector<Value> from_args;
+    std::string where;            // " AND …" terms
+    std::vector<Value> where_args;
+    std::string order;
+  };
+  std::string base_where = "r.project_id = ?";
+  std::vector<Value> base_args{proj.id};
   if (!experiments.empty()) {
     // Pad to a power of two so the statement text (and its cache entry) repeats.
     size_t n = 1;
     while (n < experiments.size()) n *= 2;
-    where += " AND r.experiment_id IN " + Placeholders(n);
-    for (size_t i = 0; i < n; ++i) where_args.emplace_back(i < experiments.size() ? experiments[i] : int64_t{-1});
+    base_where += " AND r.experiment_id IN " + Placeholders(n);
+    for (size_t i = 0; i < n; ++i) base_args.emplace_back(i < experiments.size() ? experiments[i] : int64_t{-1});
   }
-  if (search.view == ViewType::kActiveOnly) where += " AND r.lifecycle = 'active'";
-  if (search.view == ViewType::kDeletedOnly) where += " AND r.lifecycle = 'deleted'";
+  if (search.view == ViewType::kActiveOnly) base_where += " AND r.lifecycle = 'active'";
+  if (search.view == ViewType::kDeletedOnly) base_where += " AND r.lifecycle = 'deleted'";
 
+  std::string filter_where;
+  std::vector<Value> filter_args;
   auto string_op = [&](const std::string& column, const search::Comparison& c) -> std::string {
     switch (c.op) {
-      case search::Op::kEq: where_args.emplace_back(c.text); return column + " = ?";
-      case search::Op::kNe: where_args.emplace_back(c.text); return column + " != ?";
+      case search::Op::kEq: filter_args.emplace_back(c.text); return column + " = ?";
+      case search::Op::kNe: filter_args.emplace_back(c.text); return column + " != ?";
       case search::Op::kLike:
         if (postgres) {
-          where_args.emplace_back(c.text);
+          filter_args.emplace_back(c.text);
           return column + " LIKE ?";
         }
-        where_args.emplace_back(LikeToGlob(c.text));
+        filter_args.emplace_back(LikeToGlob(c.text));
         return column + " GLOB ?";
       case search::Op::kILike:
-        where_args.emplace_back(c.text);
+        filter_args.emplace_back(c.text);
         return column + (postgres ? " ILIKE ?" : " LIKE ?");
       case search::Op::kIn:
       case search::Op::kNotIn: {
-        for (const auto& v : c.list) where_args.emplace_back(v);
+        for (const auto& v : c.list) filter_args.emplace_back(v);
         return column + (c.op == search::Op::kIn ? " IN " : " NOT IN ") + Placeholders(c.list.size());
       }
       default: return "1 = 0";
     }
   };
   auto number_op = [&](const std::string& column, const search::Comparison& c, bool integral) {
-    if (integral) {
-      double v = c.number;
-      // Compare integer columns with integers when the number is whole.
-      if (std::floor(v) == v && std::abs(v) < 9e18) {
-        where_args.emplace_back(static_cast<int64_t>(v));
-      } else {
-        where_args.emplace_back(v);
-      }
+    double v = c.number;
+    // Compare integer columns with integers when the number is whole.
+    if (integral && std::floor(v) == v && std::abs(v) < 9e18) {
+      filter_args.emplace_back(static_cast<int64_t>(v));
     } else {
-      where_args.emplace_back(c.number);
+      filter_args.emplace_back(v);
     }
     return column + " " + std::string(search::OpName(c.op)) + " ?";
   };
+  auto table_of = [](search::EntityType t) {
+    return t == search::EntityType::kMetric  ? "run_metrics"
+           : t == search::EntityType::kParam ? "run_params"
+                                             : "run_tags";
+  };
 
-  std::map<std::string, std::string> inner_metric_alias;  // key -> alias joined with INNER JOIN
+  // Filter joins: one FROM item per clause on a metric, param or tag.
+  struct Joined {
+    std::string table, alias, key;
+  };
+  std::vector<Joined> filter_joins;
+  std::map<std::pair<int, std::string>, std::string> inner_alias;  // (type, key) -> alias
   int alias_n = 0;
   for (const auto& c : filter) {
-    std::string alias = fmt::format("f{}", alias_n++);
-    switch (c.type) {
-      case search::EntityType::kMetric:
-        joins += fmt::format(" JOIN run_metrics {0} ON {0}.run_id = r.run_id AND {0}.key = ?", alias);
-        join_args.emplace_back(c.key);
-        where += " AND " + number_op(alias + ".value", c, false);
-        inner_metric_alias.emplace(c.key, alias);
-        break;
-      case search::EntityType::kParam:
-      case search::EntityType::kTag:
-        joins += fmt::format(" JOIN {1} {0} ON {0}.run_id = r.run_id AND {0}.key = ?", alias,
-                             c.type == search::EntityType::kParam ? "run_params" : "run_tags");
-        join_args.emplace_back(c.key);
-        where += " AND " + string_op(alias + ".value", c);
-        break;
-      case search::EntityType::kAttribute:
-        if (search::IsNumericAttribute(c.key)) {
-          where += " AND " + number_op("r." + c.key, c, true);
-        } else {
-          where += " AND " + string_op("r." + c.key, c);
-        }
-        break;
-    }
-  }
-  std::string order_sql;
-  bool has_start = false, has_id = false;
-  for (const auto& k : order) {
-    const char* dir = k.ascending ? " ASC" : " DESC";
-    if (!order_sql.empty()) order_sql += ", ";
-    if (k.type == search::EntityType::kAttribute) {
-      order_sql += "r." + k.key + dir;
-      has_start |= k.key == "start_time";
-      has_id |= k.key == "run_id";
+    if (c.type == search::EntityType::kAttribute) {
+      filter_where += " AND " + (search::IsNumericAttribute(c.key) ? number_op("r." + c.key, c, true)
+                                                                  : string_op("r." + c.key, c));
       continue;
     }
-    if (k.type == search::EntityType::kMetric) {
-      if (auto it = inner_metric_alias.find(k.key); it != inner_metric_alias.end()) {
-        // Joined by the filter: no NULLs, so the (key, value) index gives the order.
-        order_sql += it->second + ".value" + dir;
-        continue;
-      }
-    }
-    std::string alias = fmt::format("o{}", alias_n++);
-    const char* table = k.type == search::EntityType::kMetric  ? "run_metrics"
-                        : k.type == search::EntityType::kParam ? "run_params"
-                                                               : "run_tags";
-    joins += fmt::format(" LEFT JOIN {1} {0} ON {0}.run_id = r.run_id AND {0}.key = ?", alias, table);
-    join_args.emplace_back(k.key);
-    // Runs without the key (and NaN metrics) sort last either way, as in MLflow.
-    order_sql += fmt::format("({0}.value IS NULL), {0}.value{1}", alias, dir);
+    std::string alias = fmt::format("f{}", alias_n++);
+    filter_joins.push_back({table_of(c.type), alias, c.key});
+    filter_where += " AND " + (c.type == search::EntityType::kMetric ? number_op(alias + ".value", c, false)
+                                                                     : string_op(alias + ".value", c));
+    inner_alias.emplace(std::make_pair(static_cast<int>(c.type), c.key), alias);
   }
-  if (!has_start) order_sql += std::string(order_sql.empty() ? "" : ", ") + "r.start_time DESC";
-  if (!has_id) order_sql += ", r.run_id ASC";
 
-  std::string sql = "SELECT r.run_id, r.run_name, r.experiment_id, r.user_id, r.status, r.start_time, "
-                    "r.end_time, r.artifact_uri, r.lifecycle, r.job_id FROM tracking_runs r" +
-                    joins + where + " ORDER BY " + order_sql + " LIMIT ? OFFSET ?";
-  std::vector<Value> args = std::move(join_args);
-  for (auto& v : where_args) args.push_back(std::move(v));
-  args.emplace_back(search.page.max_results + 1);
-  args.emplace_back(offset);
+  // ORDER BY terms; the first order key decides who drives.
+  std::string lead_alias;         // a filter join that drives (its index order)
+  std::optional<Joined> lead_key; // a key joined only for ordering, driving part 1
+  std::string order_rest;         // terms after the first
+  std::string first_term;
+  std::vector<Joined> order_joins;  // LEFT JOINs for later order keys
+  bool has_start = false, has_id = false;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const auto& k = order[i];
+    const char* dir = k.ascending ? " ASC" : " DESC";
+    std::string term;
+    if (k.type == search::EntityType::kAttribute) {
+      term = "r." + k.key + dir;
+      has_start |= k.key == "start_time";
+      has_id |= k.key == "run_id";
+    } else if (auto it = inner_alias.find({static_cast<int>(k.type), k.key}); it != inner_alias.end()) {
+      term = it->second + ".value" + dir;
+      if (i == 0) lead_alias = it->second;
+    } else if (i == 0) {
+      lead_key = Joined{table_of(k.type), "o0", k.key};
+      term = "o0.value" + std::string(dir);
+    } else {
+      std::string alias = fmt::format("o{}", alias_n++);
+      order_joins.push_back({table_of(k.type), alias, k.key});
+      // Runs without the key (and NaN metrics) sort last either way, as in MLflow.
+      term = fmt::format("({0}.value IS NULL), {0}.value{1}", alias, dir);
+    }
+    if (i == 0) {
+      first_term = term;
+    } else {
+      order_rest += ", " + term;
+    }
+  }
+  if (!has_start) order_rest += ", r.start_time DESC";
+  if (!has_id) order_rest += ", r.run_id ASC";
+
+  // Assembles one SELECT. `lead` is an extra first FROM item (or none).
+  auto build = [&](const Joined* lead, const std::string& extra_where, std::vector<Value> extra_args,
+                   const std::string& order_by, std::vector<Value>* args) {
+    std::string from;
+    std::vector<Value> from_args;
+    std::string join_where;
+    std::vector<Value> join_args;
+    std::vector<const Joined*> items;
+    if (lead != nullptr) items.push_back(lead);
+    // The filter join that orders the page goes first too.
+    for (const Joined& j : filter_joins) {
+      if (j.alias == lead_alias) items.insert(items.begin(), &j);
+    }
+    bool runs_placed = false;
+    auto place_runs = [&] {
+      from += from.empty() ? "tracking_runs r" : " CROSS JOIN tracking_runs r";
+      runs_placed = true;
+    };
+    for (const Joined* j : items) {
+      from += (from.empty() ? "" : " CROSS JOIN ") + j->table + " " + j->alias;
+      join_where += " AND " + j->alias + ".key = ?";
+      join_args.emplace_back(j->key);
+    }
+    place_runs();
+    for (const Joined& j : filter_joins) {
+      if (j.alias == lead_alias) continue;
+      from += " CROSS JOIN " + j.table + " " + j.alias;
+      join_where += " AND " + j.alias + ".key = ?";
+      join_args.emplace_back(j.key);
+    }
+    for (const Joined* j : items) join_where += " AND " + j->alias + ".run_id = r.run_id";
+    for (const Joined& j : filter_joins) {
+      if (j.alias != lead_alias) join_where += " AND " + j.alias + ".run_id = r.run_id";
+    }
+    for (const Joined& j : order_joins) {
+      from += fmt::format(" LEFT JOIN {1} {0} ON {0}.run_id = r.run_id AND {0}.key = ?", j.alias, j.table);
+      from_args.emplace_back(j.key);
+    }
+    (void)runs_placed;
+    std::string sql = "SELECT r.run_id, r.run_name, r.experiment_id, r.user_id, r.status, r.start_time, "
+                      "r.end_time, r.artifact_uri, r.lifecycle, r.job_id FROM " +
+                      from + " WHERE " + base_where + join_where + filter_where + extra_where +
+                      " ORDER BY " + order_by + " LIMIT ? OFFSET ?";
+    *args = std::move(from_args);
+    for (auto& v : base_args) args->push_back(v);
+    for (auto& v : join_args) args->push_back(v);
+    for (auto& v : filter_args) args->push_back(v);
+    for (auto& v : extra_args) args->push_back(std::move(v));
+    return sql;
+  };
+  const int64_t want = search.page.max_results + 1;
 
   RunPage page;
   RETURN_IF_ERROR(store::RunInTx(store, TxMode::kRead, [&](Tx& tx) -> Status {
     page = RunPage{};
-    ASSIGN_OR_RETURN(ResultSet rs, tx.Query(sql, args));
+    ResultSet rs;
+    if (!lead_key) {
+      std::string order_by = first_term.empty() ? order_rest.substr(2) : first_term + order_rest;
+      std::vector<Value> args;
+      std::string sql = build(nullptr, "", {}, order_by, &args);
+      args.emplace_back(want);
+      args.emplace_back(offset);
+      ASSIGN_OR_RETURN(rs, tx.Query(sql, args));
+    } else {
+      // Part 1: runs with a value for the lead key, in its index order.
+      std::vector<Value> args;
+      std::string sql = build(&*lead_key, " AND o0.value IS NOT NULL", {}, first_term + order_rest, &args);
+      args.emplace_back(want);
+      args.emplace_back(offset);
+      ASSIGN_OR_RETURN(rs, tx.Query(sql, args));
+      if (static_cast<int64_t>(rs.size()) < want) {
+        // Part 2: runs without one. Its offset needs part 1's size.
+        int64_t part1 = offset + static_cast<int64_t>(rs.size());
+        if (rs.empty() && offset > 0) {
+          std::vector<Value> cargs;
+          std::string count_sql = build(&*lead_key, " AND o0.value IS NOT NULL", {}, "r.run_id", &cargs);
+          count_sql = "SELECT COUNT(*) FROM (" + count_sql + ") c";
+          cargs.emplace_back(std::numeric_limits<int64_t>::max());
+          cargs.emplace_back(int64_t{0});
+          ASSIGN_OR_RETURN(ResultSet c, tx.Query(count_sql, cargs));
+          part1 = AsInt(c.rows[0][0]);
+        }
+        std::vector<Value> args2;
+        std::string sql2 = build(nullptr,
+                                 fmt::format(" AND NOT EXISTS (SELECT 1 FROM {} x WHERE x.run_id = "
+                                             "r.run_id AND x.key = ? AND x.value IS NOT NULL)",
+                                             lead_key->table),
+                                 {lead_key->key}, order_rest.substr(2), &args2);
+        args2.emplace_back(want - static_cast<int64_t>(rs.size()));
+        args2.emplace_back(std::max<int64_t>(0, offset - part1));
+        ASSIGN_OR_RETURN(ResultSet rs2, tx.Query(sql2, args2));
+        for (auto& row : rs2.rows) rs.rows.push_back(std::move(row));
+      }
+    }
     bool more = static_cast<int64_t>(rs.size()) > search.page.max_results;
     if (more) rs.rows.pop_back();
     page.runs.resize(rs.size());

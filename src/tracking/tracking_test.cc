@@ -577,6 +577,21 @@ TEST_P(TrackingTest, SearchRunsFiltersOrdersAndPages) {
   }
   EXPECT_EQ(paged, search("", {"metrics.acc DESC"}));
   EXPECT_EQ(paged.size(), 10u);
+  // Pages across the runs that lack the order key, with a page of only those.
+  for (int64_t size : {3, 7, 1}) {
+    paged.clear();
+    q = RunSearch{.experiment_ids = {e.id}, .order_by = {"metrics.loss DESC"}};
+    q.page.max_results = size;
+    for (int i = 0; i < 20; ++i) {
+      auto page = *svc_->SearchRuns(admin_, "ml", q);
+      for (auto& r : page.runs) paged.push_back(r.info.run_name);
+      if (page.next_page_token.empty()) break;
+      q.page.page_token = page.next_page_token;
+    }
+    EXPECT_EQ(paged, (V{"run-1", "run-2", "run-4", "run-5", "run-7", "run-8", "run-9", "run-6", "run-3",
+                        "run-0"}))
+        << size;
+  }
   // Runs carry their data; deleted runs only in their view.
   auto one = *svc_->SearchRuns(admin_, "ml", {.experiment_ids = {e.id}, .filter = "attributes.run_name = 'run-2'"});
   ASSERT_EQ(one.runs.size(), 1u);
