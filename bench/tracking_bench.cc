@@ -17,6 +17,9 @@
 // The search runs are seeded with plain SQL in large transactions (the
 // service path would take minutes of fsyncs and is not what is measured);
 // the history metric is logged through LogBatch.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -275,6 +278,26 @@ void History(Env& env, int64_t points) {
               static_cast<long long>(total), pages, Ms(Clock_::now() - t2));
 }
 
+// The disk's durable-write floor beside the store (4 KiB pwrite + fdatasync),
+// as in store_write_bench: one durable commit costs at least this.
+void FsyncFloor(const std::filesystem::path& dir) {
+  std::string path = (dir / "floor").string();
+  int fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0600);
+  if (fd < 0) return;
+  char buf[4096] = {};
+  std::vector<double> lat;
+  for (int i = 0; i < 300; ++i) {
+    auto t0 = Clock_::now();
+    if (::pwrite(fd, buf, sizeof(buf), (i % 64) * 4096) < 0 || ::fdatasync(fd) != 0) break;
+    lat.push_back(Ms(Clock_::now() - t0));
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (lat.empty()) return;
+  Stats s = Summarize(lat);
+  std::printf("floor    4 KiB pwrite + fdatasync, 300 times: p50 %.3f ms p90 %.3f ms\n", s.p50, s.p90);
+}
+
 int Main(int argc, char** argv) {
   std::string url = Flag(argc, argv, "store", "");
   std::filesystem::path dir;
@@ -303,6 +326,7 @@ int Main(int argc, char** argv) {
   Check(env.tenancy->CreateProject(env.admin, "bench", "").status(), "project");
   env.svc = std::make_unique<TrackingService>(*env.store, *env.tenancy, SystemClock());
   std::printf("store %s (%s)\n", url.c_str(), std::string(env.store->driver()).c_str());
+  if (!dir.empty()) FsyncFloor(dir);
   if (only.find("ingest") != std::string::npos) Ingest(env, seconds, keys);
   if (only.find("single") != std::string::npos) Single(env, 2000);
   if (only.find("search") != std::string::npos) Search(env, runs);

@@ -162,32 +162,33 @@ std::string Base64Encode(std::string_view bytes) {
 bool Base64Decode(std::string_view text, std::string* out) {
   out->clear();
   if (text.size() % 4 != 0) return false;
-  out->reserve(text.size() / 4 * 3);
+  if (text.empty()) return true;
   const auto* in = reinterpret_cast<const unsigned char*>(text.data());
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int a = kDecode.v[in[i]], b = kDecode.v[in[i + 1]];
-    if (a < 0 || b < 0) return false;
-    uint32_t v = (uint32_t(a) << 18) | (uint32_t(b) << 12);
-    bool last = i + 4 == text.size();
-    if (last && in[i + 2] == '=') {
-      if (in[i + 3] != '=') return false;
-      out->push_back(static_cast<char>(v >> 16));
-      break;
-    }
-    int c = kDecode.v[in[i + 2]];
-    if (c < 0) return false;
-    v |= uint32_t(c) << 6;
-    if (last && in[i + 3] == '=') {
-      out->push_back(static_cast<char>(v >> 16));
-      out->push_back(static_cast<char>((v >> 8) & 0xff));
-      break;
-    }
-    int d = kDecode.v[in[i + 3]];
-    if (d < 0) return false;
-    v |= uint32_t(d);
-    char three[3] = {static_cast<char>(v >> 16), static_cast<char>((v >> 8) & 0xff),
-                     static_cast<char>(v & 0xff)};
-    out->append(three, 3);
+  size_t pad = (in[text.size() - 1] == '=') + (in[text.size() - 2] == '=');
+  out->resize(text.size() / 4 * 3 - pad);
+  char* o = out->data();
+  const size_t full = (text.size() - (pad ? 4 : 0)) / 4;
+  // Four 6-bit values per step; a negative table entry anywhere marks bad input.
+  int bad = 0;
+  for (size_t q = 0; q < full; ++q) {
+    const unsigned char* c = in + q * 4;
+    int a = kDecode.v[c[0]], b = kDecode.v[c[1]], d2 = kDecode.v[c[2]], d3 = kDecode.v[c[3]];
+    bad |= a | b | d2 | d3;
+    uint32_t v = (uint32_t(a) << 18) | (uint32_t(b) << 12) | (uint32_t(d2) << 6) | uint32_t(d3);
+    o[0] = static_cast<char>(v >> 16);
+    o[1] = static_cast<char>(v >> 8);
+    o[2] = static_cast<char>(v);
+    o += 3;
+  }
+  if (bad < 0) return false;
+  if (pad) {
+    const unsigned char* c = in + full * 4;
+    int a = kDecode.v[c[0]], b = kDecode.v[c[1]];
+    int d2 = pad == 1 ? kDecode.v[c[2]] : 0;
+    if (a < 0 || b < 0 || d2 < 0 || (pad == 2 && c[2] != '=')) return false;
+    uint32_t v = (uint32_t(a) << 18) | (uint32_t(b) << 12) | (uint32_t(d2) << 6);
+    o[0] = static_cast<char>(v >> 16);
+    if (pad == 1) o[1] = static_cast<char>(v >> 8);
   }
   return true;
 }

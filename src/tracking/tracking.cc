@@ -1429,10 +1429,28 @@ StatusOr<History> TrackingService::Impl::GetHistory(const tenancy::Project& proj
       for (const BlockRef& b : full) first = std::min(first, b.s.min_step), last = std::max(last, b.s.max_step);
       for (const Located& l : edge) first = std::min(first, l.p.step), last = std::max(last, l.p.step);
       const int64_t buckets = std::max<int64_t>(1, req.max_points / 3);
-      const __int128 span = static_cast<__int128>(last) - first + 1;
-      const __int128 width = (span + buckets - 1) / buckets;
+      // Unsigned arithmetic: last - first fits in 64 bits even at the extremes.
+      const uint64_t span = static_cast<uint64_t>(last) - static_cast<uint64_t>(first);
+      uint64_t width = span / static_cast<uint64_t>(buckets) + 1;
+      // Blocks that straddle a bucket boundary must be decoded; blocks that
+      // fit in one bucket are read from their summary. When most blocks
+      // cover the same step span (sequential logging), round the width up to
+      // a multiple of it, so bucket edges fall between blocks — but only
+      // while that keeps at least 3/4 of the buckets.
+      if (full.size() >= 16) {
+        std::vector<uint64_t> spans;
+        for (const BlockRef& b : full) {
+          spans.push_back(static_cast<uint64_t>(b.s.max_step) - static_cast<uint64_t>(b.s.min_step) + 1);
+        }
+        std::nth_element(spans.begin(), spans.begin() + spans.size() / 2, spans.end());
+        const uint64_t quantum = spans[spans.size() / 2];
+        if (quantum > 1 && width > quantum) {
+          uint64_t aligned = (width + quantum - 1) / quantum * quantum;
+          if (span / aligned + 1 >= static_cast<uint64_t>(buckets) * 3 / 4) width = aligned;
+        }
+      }
       auto bucket_of = [&](int64_t step) {
-        return static_cast<int64_t>((static_cast<__int128>(step) - first) / width);
+        return static_cast<int64_t>((static_cast<uint64_t>(step) - static_cast<uint64_t>(first)) / width);
       };
       std::vector<BlockSummary> acc(static_cast<size_t>(buckets));
       auto add_point = [&](const Point& pt) { AddToSummary(pt, &acc[static_cast<size_t>(bucket_of(pt.step))]); };
