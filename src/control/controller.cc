@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "sched/scheduler.h"
 #include "spec/rendezvous.h"
+#include "tracking/tracking.h"
 
 namespace lathe::control {
 
@@ -209,6 +210,10 @@ struct JobController::Impl {
   Status ScheduleJobs(std::vector<JobRecord>& jobs, const std::vector<sched::Node>& nodes,
                       const std::vector<QueueRecord>& queues);
   Status SweepExpired();
+  // The job's tracking run: created (with its experiment) before the first
+  // launch when the spec asks for one; ended with the job.
+  Status EnsureRun(JobRecord& job);
+  void EndRun(const JobRecord& job);
   StatusOr<std::vector<TaskStatus>> ObserveTasks(const JobRecord& job);
   StatusOr<std::string> PrepareWorkdir(const JobRecord& job, const TaskRecord& t);
   std::string SecretKey(const JobRecord& job) const { return fmt::format("{}/{}", job.id, job.attempt); }
@@ -236,6 +241,7 @@ Status JobController::Impl::Save(JobRecord& job, Phase expected, Phase next, std
   if (IsTerminal(next)) {
     tenancy.ForgetCachedTokens();
     spec_cache.erase(job.id);
+    EndRun(job);
   }
   if (expected != next) {
     transitions.Increment();
@@ -376,6 +382,16 @@ Status JobController::Impl::Launch(JobRecord& job, const std::vector<TaskStatus>
 
 Status JobController::Impl::PrepareLaunches(JobRecord& job, const std::vector<TaskStatus>& st,
                                             std::vector<exec::TaskLaunch>* out) {
+  if (Status run = EnsureRun(job); !run.ok()) {
+    // The job runs without a run rather than not at all; its events say why.
+    LOG_WARN("job {}: no tracking run: {}", job.id, run.ToString());
+    job.spec.tracking_experiment.reset();
+    Status ev = store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) {
+      return AppendEvent(tx, job.id,
+                         {0, clock.NowMicros(), "Warning", "TrackingRunFailed", run.message()});
+    });
+    ev.IgnoreError();
+  }
   // Rendezvous addresses of every task of this attempt.
   std::vector<spec::TaskAddress> addrs;
   for (const TaskRecord& t : job.tasks) addrs.push_back({t.role, t.index, t.host, t.port, t.node});
@@ -428,6 +444,7 @@ Status JobController::Impl::PrepareLaunches(JobRecord& job, const std::vector<Ta
     l.env["LATHE_JOB_ID"] = job.id;
     l.env["LATHE_JOB_NAME"] = job.spec.name;
     l.env["LATHE_ATTEMPT"] = std::to_string(job.attempt);
+    if (!job.run_id.empty()) l.env["LATHE_RUN_ID"] = job.run_id;
     if (!options.python_path.empty()) {
       auto it = l.env.find("PYTHONPATH");
       l.env["PYTHONPATH"] = it == l.env.end() ? options.python_path
@@ -722,6 +739,52 @@ Status JobController::Impl::ScheduleJobs(std::vector<JobRecord>& jobs,
   reasons = std::move(unschedulable);
   for (const sched::PendingReason& r : plan.pending) reasons[r.job_id] = r.reason;
   return OkStatus();
+}
+
+Status JobController::Impl::EnsureRun(JobRecord& job) {
+  if (options.tracking == nullptr || !job.spec.tracking_experiment || !job.run_id.empty()) {
+    return OkStatus();
+  }
+  ASSIGN_OR_RETURN(tenancy::Principal p, tenancy.PrincipalForUser(job.created_by_id));
+  const std::string& name = *job.spec.tracking_experiment;
+  auto exp = options.tracking->GetExperimentByName(p, job.project, name);
+  if (exp.status().code() == StatusCode::kNotFound) {
+    exp = options.tracking->CreateExperiment(p, job.project, name, {});
+    if (exp.status().code() == StatusCode::kAlreadyExists) {
+      exp = options.tracking->GetExperimentByName(p, job.project, name);
+    }
+  }
+  RETURN_IF_ERROR(exp.status());
+  tracking::CreateRun req;
+  req.experiment_id = exp->id;
+  req.run_name = job.spec.name;
+  req.user_id = job.created_by;
+  req.job_id = job.id;
+  req.tags = {{"lathe.job_id", job.id}, {"lathe.job_name", job.spec.name}};
+  ASSIGN_OR_RETURN(tracking::Run run, options.tracking->CreateRun(p, job.project, req));
+  RETURN_IF_ERROR(store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
+    RETURN_IF_ERROR(SetJobRun(tx, job.id, run.info.run_id));
+    return AppendEvent(tx, job.id,
+                       {0, clock.NowMicros(), "Normal", "TrackingRun",
+                        fmt::format("run {} in experiment {} (LATHE_RUN_ID)", run.info.run_id, name)});
+  }));
+  job.run_id = run.info.run_id;
+  return OkStatus();
+}
+
+void JobController::Impl::EndRun(const JobRecord& job) {
+  if (options.tracking == nullptr || job.run_id.empty()) return;
+  tracking::RunStatus status = tracking::RunStatus::kFailed;
+  if (job.phase == Phase::kSucceeded) status = tracking::RunStatus::kFinished;
+  if (job.phase == Phase::kCancelled) status = tracking::RunStatus::kKilled;
+  auto p = tenancy.PrincipalForUser(job.created_by_id);
+  Status st = p.status();
+  if (st.ok()) {
+    st = options.tracking
+             ->UpdateRun(*p, job.project, job.run_id, status, clock.NowMicros() / 1000, std::nullopt)
+             .status();
+  }
+  if (!st.ok()) LOG_WARN("job {}: could not end its tracking run {}: {}", job.id, job.run_id, st.ToString());
 }
 
 Status JobController::Impl::SweepExpired() {

@@ -28,6 +28,10 @@
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 
+namespace lathe::tracking {
+class TrackingService;
+}  // namespace lathe::tracking
+
 namespace lathe::control {
 
 struct ControllerOptions {
@@ -39,6 +43,9 @@ struct ControllerOptions {
   std::string code_root;              // $LATHE_HOME/code (snapshots)
   std::string work_root;              // $LATHE_HOME/work (per-task code copies)
   std::string python_path;            // added to PYTHONPATH ("" = none)
+  // Creates the tracking run of jobs whose spec asks for one
+  // (`tracking: {experiment}`) and ends it with the job; null = no runs.
+  tracking::TrackingService* tracking = nullptr;
 };
 
 class JobController {

@@ -13,6 +13,7 @@
 
 #include "base/json.h"
 #include "base/yaml.h"
+#include "tracking/tracking.h"
 
 namespace lathe::control {
 namespace {
@@ -110,11 +111,13 @@ class ControllerTest : public ::testing::Test {
     admin_ = *tenancy_->Authenticate(token);
     ASSERT_TRUE(tenancy_->CreateProject(admin_, "team", "").ok());
     jobs_ = std::make_unique<JobService>(*store_, *tenancy_, clock_);
+    tracking_ = std::make_unique<tracking::TrackingService>(*store_, *tenancy_, clock_);
     ASSERT_TRUE(jobs_->EnsureDefaultQueue().ok());
     NewController();
   }
   void TearDown() override {
     controller_.reset();
+    tracking_.reset();
     jobs_.reset();
     tenancy_.reset();
     store_.reset();
@@ -124,6 +127,7 @@ class ControllerTest : public ::testing::Test {
     controller_.reset();
     ControllerOptions o;
     o.server_url = "http://127.0.0.1:1";
+    o.tracking = tracking_.get();
     controller_ = std::make_unique<JobController>(*store_, *tenancy_, exec_, clock_, o);
   }
 
@@ -162,6 +166,7 @@ class ControllerTest : public ::testing::Test {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<tenancy::TenancyService> tenancy_;
   std::unique_ptr<JobService> jobs_;
+  std::unique_ptr<tracking::TrackingService> tracking_;
   std::unique_ptr<JobController> controller_;
   tenancy::Principal admin_;
 };
@@ -358,6 +363,32 @@ roles:
   exec_.SetAll(j.id, TaskState::kExited, 143);
   Pass();
   EXPECT_EQ(Get(j.id).phase, Phase::kSucceeded);
+}
+
+TEST_F(ControllerTest, TrackedJobGetsARunThatEndsWithIt) {
+  JobRecord j = Submit(std::string(kTwoWorkers) + "tracking: {experiment: ddp-runs}\n");
+  Pass();
+  TaskKey w0{j.id, 0, "worker", 0};
+  TaskKey w1{j.id, 0, "worker", 1};
+  const std::string run_id = exec_.env[w0]["LATHE_RUN_ID"];
+  ASSERT_EQ(run_id.size(), 32u);
+  EXPECT_EQ(exec_.env[w1]["LATHE_RUN_ID"], run_id);  // one run for the whole gang
+  EXPECT_EQ(Get(j.id).run_id, run_id);
+  auto run = tracking_->GetRun(admin_, "team", run_id);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  EXPECT_EQ(run->info.job_id, j.id);
+  EXPECT_EQ(run->info.run_name, "ddp");
+  EXPECT_EQ(run->info.status, tracking::RunStatus::kRunning);
+  auto exp = tracking_->GetExperimentByName(admin_, "team", "ddp-runs");
+  ASSERT_TRUE(exp.ok()) << exp.status().ToString();
+  EXPECT_EQ(run->info.experiment_id, exp->id);
+  exec_.SetAll(j.id, TaskState::kExited, 0);
+  Pass();
+  EXPECT_EQ(Get(j.id).phase, Phase::kSucceeded);
+  run = tracking_->GetRun(admin_, "team", run_id);
+  ASSERT_TRUE(run.ok());
+  EXPECT_EQ(run->info.status, tracking::RunStatus::kFinished);
+  EXPECT_GT(run->info.end_time, 0);
 }
 
 TEST_F(ControllerTest, SubmitRejectsWhatNoNodeCanHold) {

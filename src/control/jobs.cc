@@ -26,7 +26,7 @@ constexpr std::string_view kPhaseNames[] = {"pending",   "admitted", "launching"
 constexpr const char* kJobColumns =
     "j.id, p.name, j.project_id, j.created_by, j.spec, j.phase, j.reason, j.message, j.attempt, "
     "j.restarts, j.cancel_requested, j.code, j.tasks, j.created_at, j.admitted_at, j.started_at, "
-    "j.finished_at, j.not_before, j.created_by_id";
+    "j.finished_at, j.not_before, j.created_by_id, j.run_id";
 
 constexpr const char* kTerminalPhases = "('succeeded', 'failed', 'cancelled', 'timed_out')";
 
@@ -122,6 +122,7 @@ StatusOr<JobRecord> JobFromRow(const std::vector<Value>& r, SpecCache* cache = n
   j.finished_at = AsInt(r[16]);
   j.not_before = AsInt(r[17]);
   j.created_by_id = AsText(r[18]);
+  j.run_id = AsText(r[19]);
   return j;
 }
 
@@ -573,6 +574,10 @@ StatusOr<bool> SaveTransition(Tx& tx, const JobRecord& job, Phase expected, cons
   if (n == 0) return false;
   RETURN_IF_ERROR(InsertEvent(tx, job.id, event));
   return true;
+}
+
+Status SetJobRun(Tx& tx, const std::string& job_id, const std::string& run_id) {
+  return tx.Exec("UPDATE jobs SET run_id = ? WHERE id = ?", {run_id, job_id}).status();
 }
 
 Status AppendEvent(Tx& tx, const std::string& job_id, const JobEvent& event) {

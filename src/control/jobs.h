@@ -67,6 +67,7 @@ struct JobRecord {
   int restarts = 0;     // restarts charged to the restart policy
   bool cancel_requested = false;
   std::string code;     // code snapshot digest, "" = none
+  std::string run_id;   // the job's tracking run (spec.tracking_experiment), "" = none
   std::vector<TaskRecord> tasks;  // current attempt's placement
   int64_t created_at = 0;
   int64_t admitted_at = 0;   // 0 = not yet (current attempt)
@@ -150,6 +151,8 @@ StatusOr<std::vector<QueueRecord>> LoadQueues(store::Tx& tx);
 // else moved it), and appends an event.
 StatusOr<bool> SaveTransition(store::Tx& tx, const JobRecord& job, Phase expected,
                               const JobEvent& event);
+// Records the job's tracking run.
+Status SetJobRun(store::Tx& tx, const std::string& job_id, const std::string& run_id);
 // Appends an event without changing the phase.
 Status AppendEvent(store::Tx& tx, const std::string& job_id, const JobEvent& event);
 

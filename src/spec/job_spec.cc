@@ -18,6 +18,7 @@ constexpr int64_t kMaxBackoffSeconds = 300;
 constexpr int64_t kMaxQueueWeight = 1'000'000;
 constexpr size_t kMaxLabelKey = 253;
 constexpr size_t kMaxLabelValue = 256;
+constexpr size_t kMaxExperimentName = 500;  // MLflow's limit
 
 // Defaults for a role's resources when absent (docs/jobs.md).
 constexpr int64_t kDefaultCpuMilli = 1000;
@@ -481,7 +482,7 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
          a.roles == b.roles && a.min_available == b.min_available && a.restart == b.restart &&
          a.timeout_seconds == b.timeout_seconds &&
          a.ttl_seconds_after_finished == b.ttl_seconds_after_finished &&
-         a.node_selector == b.node_selector &&
+         a.node_selector == b.node_selector && a.tracking_experiment == b.tracking_experiment &&
          std::equal(a.tolerations.begin(), a.tolerations.end(), b.tolerations.begin(),
                     b.tolerations.end(), SameToleration);
 }
@@ -504,6 +505,7 @@ StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path) {
   ASSIGN_OR_RETURN(const JsonValue* ttl, r.Value("ttl_after_finished"));
   RETURN_IF_ERROR(r.StringMap("node_selector", &spec.node_selector));
   ASSIGN_OR_RETURN(const JsonValue* tolerations, r.Value("tolerations"));
+  ASSIGN_OR_RETURN(const JsonValue* tracking, r.Value("tracking"));
   RETURN_IF_ERROR(r.Finish());
 
   RETURN_IF_ERROR(CheckName(spec.name, r.PathOf("name")));
@@ -557,6 +559,17 @@ StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path) {
                      ParseDurationSeconds(*ttl, r.PathOf("ttl_after_finished")));
   }
   RETURN_IF_ERROR(CheckLabels(spec.node_selector, r.PathOf("node_selector")));
+  if (tracking != nullptr) {
+    ASSIGN_OR_RETURN(ObjectReader t, ObjectReader::Make(*tracking, r.PathOf("tracking")));
+    std::string experiment;
+    RETURN_IF_ERROR(t.String("experiment", &experiment, Presence::kRequired));
+    RETURN_IF_ERROR(t.Finish());
+    if (experiment.empty() || experiment.size() > kMaxExperimentName) {
+      return FieldError(t.PathOf("experiment"),
+                        fmt::format("must be 1..{} characters", kMaxExperimentName));
+    }
+    spec.tracking_experiment = std::move(experiment);
+  }
   if (tolerations != nullptr) {
     std::string tf = r.PathOf("tolerations");
     if (!tolerations->is_array()) {
@@ -611,6 +624,9 @@ void WriteJobSpec(JsonWriter& w, const JobSpec& spec) {
     w.Field("ttl_after_finished", FormatDuration(*spec.ttl_seconds_after_finished));
   }
   WriteStringMap(w, "node_selector", spec.node_selector);
+  if (spec.tracking_experiment) {
+    w.Key("tracking").BeginObject().Field("experiment", *spec.tracking_experiment).EndObject();
+  }
   w.Key("tolerations").BeginArray();
   for (const sched::Toleration& t : spec.tolerations) {
     w.BeginObject();

@@ -91,6 +91,10 @@ struct JobSpec {
   std::optional<int64_t> ttl_seconds_after_finished;   // then removed
   std::map<std::string, std::string> node_selector;
   std::vector<sched::Toleration> tolerations;
+  // `tracking: {experiment: NAME}`: the controller creates a tracking run
+  // for the job in that experiment (created if absent) and passes its id as
+  // LATHE_RUN_ID; the run ends with the job. Absent = no run.
+  std::optional<std::string> tracking_experiment;
 
   int TotalReplicas() const;
   // Field by field (the spec changed?).

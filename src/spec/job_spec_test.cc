@@ -53,6 +53,7 @@ node_selector: {gpu-model: a100}
 tolerations:
   - {key: dedicated, operator: Equal, value: ml, effect: NoSchedule}
   - {operator: Exists}
+tracking: {experiment: resnet}
 )";
 
 TEST(JobSpec, ParsesEveryField) {
@@ -91,6 +92,18 @@ TEST(JobSpec, ParsesEveryField) {
   EXPECT_EQ(spec.tolerations[0].effect, sched::TaintEffect::kNoSchedule);
   EXPECT_EQ(spec.tolerations[1].op, "Exists");
   EXPECT_FALSE(spec.tolerations[1].effect.has_value());
+  EXPECT_EQ(spec.tracking_experiment, "resnet");
+}
+
+TEST(JobSpec, TrackingNeedsAnExperimentName) {
+  for (const char* bad : {"tracking: {}", "tracking: {experiment: \"\"}",
+                          "tracking: {experiment: x, run: y}"}) {
+    auto v = ParseYaml(std::string("name: j\nroles: [{name: main, command: [\"true\"]}]\n") + bad);
+    ASSERT_TRUE(v.ok());
+    auto spec = ParseJobSpec(*v);
+    ASSERT_FALSE(spec.ok()) << bad;
+    EXPECT_EQ(spec.status().field().rfind("tracking", 0), 0u) << spec.status().field();
+  }
 }
 
 TEST(JobSpec, CanonicalJsonParsesBackEqual) {

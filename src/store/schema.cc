@@ -194,6 +194,8 @@ CREATE TABLE job_events (
        ""},
       {3, "tracking: experiments, runs, params, tags, metric blocks",
        kTrackingSql, WithoutRowidRemoved(kTrackingSql)},
+      {4, "jobs: the tracking run of a job",
+       "ALTER TABLE jobs ADD COLUMN run_id TEXT NOT NULL DEFAULT ''", ""},
   };
   return *kMigrations;
 }

@@ -222,6 +222,19 @@ StatusOr<Token> TenancyService::MintScopedToken(Tx& tx, const std::string& user_
   return InsertToken(tx, user_id, AsText(u.rows[0][0]), req, project_id);
 }
 
+StatusOr<Principal> TenancyService::PrincipalForUser(const std::string& user_id) {
+  Principal p;
+  RETURN_IF_ERROR(store::RunInTx(store_, TxMode::kRead, [&](Tx& tx) -> Status {
+    ASSIGN_OR_RETURN(ResultSet u, tx.Query("SELECT name, is_admin FROM users WHERE id = ?", {user_id}));
+    if (u.empty()) return NotFoundError(fmt::format("user {} not found", user_id));
+    p.user_id = user_id;
+    p.user_name = AsText(u.rows[0][0]);
+    p.is_admin = AsInt(u.rows[0][1]) != 0;
+    return OkStatus();
+  }));
+  return p;
+}
+
 Status TenancyService::RevokeTokensNamed(Tx& tx, std::string_view name) {
   return tx.Exec("UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
                  {clock_.NowMicros(), std::string(name)})

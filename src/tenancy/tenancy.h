@@ -158,6 +158,9 @@ class TenancyService {
   // the transaction commits so this process stops accepting them at once.
   Status RevokeTokensNamed(store::Tx& tx, std::string_view name);
   void ForgetCachedTokens() { ForgetTokens(); }
+  // The principal of user `user_id` acting with its own roles (no token
+  // scope), for controllers acting on behalf of whoever submitted a job.
+  StatusOr<Principal> PrincipalForUser(const std::string& user_id);
 
  private:
   struct CacheEntry {
