@@ -10,7 +10,7 @@ PACKAGES=(
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql sqlite3 curl wrk procps python3 python3-pytest
-  python3-numpy python3-torch python3-xgboost openmpi-bin libopenmpi-dev tar
+  python3-numpy python3-pandas python3-torch python3-xgboost openmpi-bin libopenmpi-dev tar
 )
 
 missing=()

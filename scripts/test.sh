@@ -4,7 +4,8 @@
 #      a private PostgreSQL server started here on a free loopback port
 #   2. the same unit tests built with AddressSanitizer + UBSan
 #   3. the request-decoding fuzzer for a bounded time
-#   4. integration tests (pytest) driving the real binary, SQLite and PostgreSQL
+#   4. the Python SDK's unit tests (python/tests, a fake server)
+#   5. integration tests (pytest) driving the real binary, SQLite and PostgreSQL
 # Environment: LATHE_SKIP_ASAN=1 / LATHE_SKIP_FUZZ=1 skip steps 2 / 3 (local
 # iteration only; CI runs everything). FUZZ_SECONDS (default 30).
 set -euo pipefail
@@ -47,6 +48,9 @@ if [ "${LATHE_SKIP_FUZZ:-0}" != 1 ]; then
   build-fuzz/fuzz/request_decode_fuzzer -max_total_time="$FUZZ_SECONDS" -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus fuzz/corpus 2>&1 | tail -n 12
 fi
+
+step "Python SDK unit tests"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
 
 step "integration tests"
 LATHE_BIN="$ROOT/$BUILD/lathe" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
