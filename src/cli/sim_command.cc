@@ -242,6 +242,9 @@ Status RunEvents(const SimCommandOptions& o, const Inputs& in,
   return OkStatus();
 }
 
+// Another fgd (fgd-artifact): not a baseline for fgd's reduction.
+bool IsFgdVariant(const std::string& policy) { return policy.rfind("fgd-", 0) == 0; }
+
 // The scorer other than fgd with the fewest unallocated GPUs when the
 // arrived workload reached `at` of capacity, and fgd's reduction against it
 // (1 − fgd / best); {nullptr, 0} without fgd, another scorer or a non-zero best.
@@ -252,6 +255,8 @@ std::pair<const sim::FillResult*, double> ReductionAt(const std::vector<sim::Fil
   for (const sim::FillResult& r : results) {
     if (r.policy == "fgd") {
       fgd = &r;
+    } else if (IsFgdVariant(r.policy)) {
+      continue;
     } else if (best == nullptr || r.UnallocatedAt(at) < best->UnallocatedAt(at)) {
       best = &r;
     }
@@ -290,6 +295,8 @@ Status RunFgdFill(const SimCommandOptions& o, const Inputs& in,
   for (const sim::FillResult& r : results) {
     if (r.policy == "fgd") {
       fgd = &r;
+    } else if (IsFgdVariant(r.policy)) {
+      continue;
     } else if (best == nullptr || r.UnallocatedAt(o.fill_until / 100) < best->UnallocatedAt(o.fill_until / 100)) {
       best = &r;
     }

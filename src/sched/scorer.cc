@@ -162,6 +162,30 @@ class GpuClusteringScorer : public Scorer {
   }
 };
 
+// F_n before placement under a fragmentation model, cached per node version:
+// what the two FGD scorers share.
+class FragmentationCache {
+ public:
+  explicit FragmentationCache(std::vector<WorkloadClass> workload) : model_(std::move(workload)) {}
+
+  double Before(const ClusterState& state, int n) {
+    if (cache_.size() < static_cast<size_t>(state.num_nodes())) {
+      cache_.resize(state.num_nodes(), {UINT64_MAX, 0});
+    }
+    auto& [version, value] = cache_[n];
+    if (version != state.version(n)) {
+      version = state.version(n);
+      value = model_.Of(state.free_cpu(n), state.free_mem(n), state.gpu_free(n), state.num_gpus(n));
+    }
+    return value;
+  }
+  const FragmentationModel& model() const { return model_; }
+
+ private:
+  FragmentationModel model_;
+  std::vector<std::pair<uint64_t, double>> cache_;
+};
+
 // FGD: place the task where the node's fragmentation F_n(M) grows least.
 // Within a node, a fraction goes to the GPU whose exact ΔF is smallest
 // (every distinct free level among the fitting GPUs is tried). Across
@@ -171,13 +195,13 @@ class GpuClusteringScorer : public Scorer {
 // CPU-only tasks on CPU-only nodes).
 class FgdScorer : public Scorer {
  public:
-  explicit FgdScorer(std::vector<WorkloadClass> workload) : model_(std::move(workload)) {}
+  explicit FgdScorer(std::vector<WorkloadClass> workload) : frag_(std::move(workload)) {}
 
   double Score(const ClusterState& state, int n, const Resources& r,
                std::vector<GpuShare>* gpus) override {
     const int count = state.num_gpus(n);
     const int32_t* free = state.gpu_free(n);
-    double before = Fragmentation(state, n);
+    double before = frag_.Before(state, n);
     scratch_.assign(free, free + count);
     int64_t cpu = state.free_cpu(n) - r.cpu_milli;
     int64_t mem = state.free_mem(n) - r.memory_mib;
@@ -190,7 +214,7 @@ class FgdScorer : public Scorer {
         for (int j = 0; j < i && !seen; ++j) seen = free[j] == free[i];
         if (seen) continue;
         scratch_[i] -= static_cast<int32_t>(r.gpu_milli);
-        double after = model_.Of(cpu, mem, scratch_.data(), count);
+        double after = frag_.model().Of(cpu, mem, scratch_.data(), count);
         scratch_[i] += static_cast<int32_t>(r.gpu_milli);
         if (best < 0 || after < best_after) {
           best = i;
@@ -201,7 +225,7 @@ class FgdScorer : public Scorer {
     } else {
       *gpus = PackGpus(state, n, r);
       for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
-      best_after = model_.Of(cpu, mem, scratch_.data(), count);
+      best_after = frag_.model().Of(cpu, mem, scratch_.data(), count);
     }
     // BinpackScore is in [0, 10], so the tie-break term stays below one
     // score level.
@@ -209,21 +233,63 @@ class FgdScorer : public Scorer {
   }
 
  private:
-  // F_n before placement, cached per node version.
-  double Fragmentation(const ClusterState& state, int n) {
-    if (cache_.size() < static_cast<size_t>(state.num_nodes())) {
-      cache_.resize(state.num_nodes(), {UINT64_MAX, 0});
+  FragmentationCache frag_;
+  std::vector<int32_t> scratch_;
+};
+
+// FGD as its artifact runs it (hkust-adsl/kubernetes-scheduler-simulator,
+// FGDScore with Open-Gpu-Share's FGD GPU selection), for reproducing its
+// experiment. It differs from FgdScorer in three points only:
+//  - the workload is the artifact's "typical pods" (FgdTypicalPods: the most
+//    popular classes covering 95 % of tasks, CPU-only ones included,
+//    memory ignored), not every class;
+//  - within a node a fraction goes to the first GPU (by index) with the best
+//    integer node score, not the smallest exact ΔF;
+//  - nodes with the same integer score are chosen at random (kube-scheduler
+//    selectHost; a seeded jitter below one level), not by bin-packing.
+class ArtifactFgdScorer : public Scorer {
+ public:
+  ArtifactFgdScorer(std::vector<WorkloadClass> typical, uint64_t seed)
+      : frag_(std::move(typical)), rng_(seed) {}
+
+  double Score(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus) override {
+    const int count = state.num_gpus(n);
+    const int32_t* free = state.gpu_free(n);
+    double before = frag_.Before(state, n);
+    scratch_.assign(free, free + count);
+    int64_t cpu = state.free_cpu(n) - r.cpu_milli;
+    int64_t mem = state.free_mem(n) - r.memory_mib;
+    double score = 0;
+    if (IsFraction(r)) {
+      int best = -1;
+      for (int i = 0; i < count; ++i) {
+        if (free[i] < r.gpu_milli) continue;
+        // A GPU at the same free level as an earlier one scores the same and
+        // is never preferred to it (strictly better wins).
+        bool seen = false;
+        for (int j = 0; j < i && !seen; ++j) seen = free[j] == free[i];
+        if (seen) continue;
+        scratch_[i] -= static_cast<int32_t>(r.gpu_milli);
+        double s = FgdNodeScore(before - frag_.model().Of(cpu, mem, scratch_.data(), count));
+        scratch_[i] += static_cast<int32_t>(r.gpu_milli);
+        if (best < 0 || s > score) {
+          best = i;
+          score = s;
+        }
+      }
+      *gpus = {{best, r.gpu_milli}};
+    } else {
+      *gpus = PackGpus(state, n, r);
+      for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
+      score = FgdNodeScore(before - frag_.model().Of(cpu, mem, scratch_.data(), count));
     }
-    auto& [version, value] = cache_[n];
-    if (version != state.version(n)) {
-      version = state.version(n);
-      value = model_.Of(state.free_cpu(n), state.free_mem(n), state.gpu_free(n), state.num_gpus(n));
-    }
-    return value;
+    return score + std::uniform_real_distribution<double>(0, 0.999)(rng_);
   }
 
-  FragmentationModel model_;
-  std::vector<std::pair<uint64_t, double>> cache_;
+ private:
+  FragmentationCache frag_;
+  std::mt19937_64 rng_;
   std::vector<int32_t> scratch_;
 };
 
@@ -340,6 +406,23 @@ class ArtifactGpuClusteringScorer : public ArtifactScorer {
   }
 };
 
+// The classes fgd-artifact starts from: policy.workload if set, else every
+// distinct (cpu, GPU) request of the snapshot's pending and running tasks,
+// CPU-only ones included, weighted by task count (the artifact groups the
+// trace's pods this way; memory is not part of a class).
+std::vector<WorkloadClass> ArtifactFgdClasses(const Snapshot& snapshot, const Policy& policy) {
+  if (!policy.workload.empty()) return policy.workload;
+  std::map<std::pair<int64_t, int64_t>, double> counts;
+  auto add = [&](const Job& job) {
+    for (const TaskGroup& g : job.groups) counts[{g.request.cpu_milli, g.request.gpu_milli}] += g.count;
+  };
+  for (const Job& j : snapshot.pending) add(j);
+  for (const RunningJob& rj : snapshot.running) add(rj.job);
+  std::vector<WorkloadClass> out;
+  for (const auto& [k, w] : counts) out.push_back({Resources{k.first, 0, k.second}, w});
+  return out;
+}
+
 struct ScorerEntry {
   const char* name;
   std::unique_ptr<Scorer> (*make)(const ScorerEnv& env);
@@ -375,6 +458,11 @@ const ScorerEntry kScorers[] = {
     {"gpu-clustering-artifact",
      [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
        return std::make_unique<ArtifactGpuClusteringScorer>(env.policy->seed);
+     }},
+    {"fgd-artifact",
+     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
+       return std::make_unique<ArtifactFgdScorer>(FgdTypicalPods(ArtifactFgdClasses(*env.snapshot, *env.policy)),
+                                                  env.policy->seed);
      }},
 };
 
@@ -478,6 +566,28 @@ std::vector<WorkloadClass> FgdWorkload(const Snapshot& snapshot, const Policy& p
     for (WorkloadClass& m : out) m.weight /= sum;
   }
   return out;
+}
+
+std::vector<WorkloadClass> FgdTypicalPods(std::vector<WorkloadClass> classes, double popularity) {
+  // Most popular first; equal counts: the larger (cpu, GPU per GPU, GPU
+  // count) first, as the artifact orders them.
+  auto key = [](const WorkloadClass& c) {
+    const int64_t g = c.request.gpu_milli;
+    return std::make_tuple(c.request.cpu_milli, std::min<int64_t>(g, 1000),
+                           g <= 0 ? 0 : (g < 1000 ? 1 : g / 1000));
+  };
+  std::sort(classes.begin(), classes.end(), [&](const WorkloadClass& a, const WorkloadClass& b) {
+    if (a.weight != b.weight) return a.weight > b.weight;
+    return key(a) > key(b);
+  });
+  double total = 0;
+  for (const WorkloadClass& c : classes) total += c.weight;
+  double kept = 0;
+  size_t n = 0;
+  while (n < classes.size() && kept < popularity * total) kept += classes[n++].weight;
+  classes.resize(n);
+  for (WorkloadClass& c : classes) c.weight = kept > 0 ? c.weight / kept : 0;
+  return classes;
 }
 
 StatusOr<std::unique_ptr<Scorer>> MakeScorer(const std::string& name, const ScorerEnv& env) {

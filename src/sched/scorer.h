@@ -20,6 +20,9 @@
 //                  scores over cpu and GPU, random ties); for reproducing its
 //                  experiment (lathe sim --baseline-variant artifact), not for
 //                  production
+//   fgd-artifact   fgd as FGD's artifact runs it (typical pods, random ties,
+//                  GPU by integer score); for the same experiment, not for
+//                  production
 #pragma once
 
 #include <memory>
@@ -78,6 +81,15 @@ std::vector<GpuShare> SpreadGpus(const ClusterState& state, int n, const Resourc
 // normalised to sum 1.
 inline constexpr int kMaxWorkloadClasses = 24;
 std::vector<WorkloadClass> FgdWorkload(const Snapshot& snapshot, const Policy& policy);
+
+// FGD artifact's "typical pods": `classes` (weights are task counts or
+// shares) sorted by weight, most popular first (equal weights: the larger
+// (cpu, GPU per GPU, GPU count) first), cut after the first class at which
+// the cumulative weight reaches `popularity` of the total, weights
+// renormalised to sum 1. The artifact's default (95 %) on openb keeps 35 of
+// 91 classes: 1-GPU and fractional ones and CPU-only ones, none of 2, 4 or 8
+// GPUs. Pure; O(C log C).
+std::vector<WorkloadClass> FgdTypicalPods(std::vector<WorkloadClass> classes, double popularity = 0.95);
 
 // FGD's node score for a placement that lowers the node's fragmentation
 // F_n(M) by `frag_decrease_milli` (negative when F_n grows), as the paper's

@@ -134,6 +134,62 @@ TEST(ArtifactScorers, IntegerScoresWithRandomTies) {
   }
 }
 
+// The artifact's typical pods: most popular first, cut at the first class
+// where 95 % of tasks are covered; equal counts go larger request first.
+TEST(FgdTypicalPods, KeepsThePopularClassesCoveringTheThreshold) {
+  std::vector<WorkloadClass> classes = {{Resources{0, 0, 2000}, 1},  {Resources{4000, 0, 500}, 3},
+                                        {Resources{8000, 0, 0}, 5},  {Resources{0, 0, 8000}, 1},
+                                        {Resources{2000, 0, 1000}, 10}};
+  std::vector<WorkloadClass> t = FgdTypicalPods(classes);
+  // 10 + 5 + 3 = 18 of 20 < 95 %; the 8-GPU class (larger than the 2-GPU one
+  // at the same count) brings it to 19 = 95 %.
+  ASSERT_EQ(t.size(), 4u);
+  EXPECT_EQ(t[0].request.gpu_milli, 1000);
+  EXPECT_EQ(t[1].request.gpu_milli, 0);
+  EXPECT_EQ(t[2].request.gpu_milli, 500);
+  EXPECT_EQ(t[3].request.gpu_milli, 8000);
+  EXPECT_DOUBLE_EQ(t[0].weight, 10.0 / 19);
+  EXPECT_DOUBLE_EQ(t[3].weight, 1.0 / 19);
+  EXPECT_EQ(FgdTypicalPods(classes, 1.0).size(), 5u);
+}
+
+// A fraction on a node with an idle GPU and a 600-milli one: exact ΔF
+// prefers the idle GPU by 6 milli, the integer score cannot tell
+// them apart, so fgd-artifact takes the first GPU (the partly used one) and
+// fgd the idle one.
+TEST(ArtifactFgdScorer, TakesTheFirstGpuWithTheBestIntegerScore) {
+  Snapshot s;
+  s.nodes = {Node{.name = "a", .capacity = {32000, 1 << 20, 2000}, .num_gpus = 2}};
+  s.queues = {Queue{.name = "q"}};
+  RunningJob busy;
+  busy.job.id = "busy";
+  busy.job.queue = "q";
+  busy.job.groups.push_back({"t", 1, {1000, 0, 400}});
+  busy.tasks.push_back(TaskPlacement{.node = "a", .gpus = {{0, 400}}});
+  s.running.push_back(busy);
+  Policy p;
+  // 94 % + 6 %: both classes are in the 95 % cut.
+  p.workload = {{Resources{0, 0, 0}, 0.94}, {Resources{0, 0, 500}, 0.06}};
+  ClusterState state(s);
+  const Resources task{1000, 0, 500};
+  std::vector<GpuShare> artifact_gpus, fgd_gpus;
+  auto artifact = MakeScorer("fgd-artifact", ScorerEnv{&s, &p});
+  auto fgd = MakeScorer("fgd", ScorerEnv{&s, &p});
+  ASSERT_TRUE(artifact.ok());
+  ASSERT_TRUE(fgd.ok());
+  double score = (*artifact)->Score(state, 0, task, &artifact_gpus);
+  (*fgd)->Score(state, 0, task, &fgd_gpus);
+  ASSERT_EQ(artifact_gpus.size(), 1u);
+  ASSERT_EQ(fgd_gpus.size(), 1u);
+  // GPU 0 (600 free) -> 100: the 500-class loses 100 milli there, so the
+  // decrease is 0.94·500 − 0.06·100 = 464 milli on GPU 0 and 470 on GPU 1
+  // (idle): 100 σ(0.464) = 61.4 and 100 σ(0.470) = 61.5, one level.
+  EXPECT_EQ(artifact_gpus[0].index, 0);
+  EXPECT_EQ(fgd_gpus[0].index, 1);
+  // The random tie-break stays below one level.
+  EXPECT_EQ(std::floor(score), 61);
+}
+
 TEST(MakeScorer, KnowsEveryNameAndRejectsOthers) {
   Snapshot s;
   Policy p;
