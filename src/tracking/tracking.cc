@@ -1158,6 +1158,7 @@ StatusOr<RunPage> TrackingService::Impl::SearchRuns(const tenancy::Project& proj
   // Filter joins: one FROM item per clause on a metric, param or tag.
   struct Joined {
     std::string table, alias, key;
+    const search::Comparison* clause = nullptr;
   };
   std::vector<Joined> filter_joins;
   std::map<std::pair<int, std::string>, std::string> inner_alias;  // (type, key) -> alias
@@ -1169,7 +1170,7 @@ StatusOr<RunPage> TrackingService::Impl::SearchRuns(const tenancy::Project& proj
       continue;
     }
     std::string alias = fmt::format("f{}", alias_n++);
-    filter_joins.push_back({table_of(c.type), alias, c.key});
+    filter_joins.push_back({table_of(c.type), alias, c.key, &c});
     filter_where += " AND " + (c.type == search::EntityType::kMetric ? number_op(alias + ".value", c, false)
                                                                      : string_op(alias + ".value", c));
     inner_alias.emplace(std::make_pair(static_cast<int>(c.type), c.key), alias);
@@ -1267,6 +1268,30 @@ StatusOr<RunPage> TrackingService::Impl::SearchRuns(const tenancy::Project& proj
   RETURN_IF_ERROR(store::RunInTx(store, TxMode::kRead, [&](Tx& tx) -> Status {
     page = RunPage{};
     ResultSet rs;
+    if (!lead_key && lead_alias.empty()) {
+      // Runs drive in start_time order unless a filter clause is selective:
+      // probe each index-friendly clause's match count (bounded) and let the
+      // smallest drive when it is under kSelective.
+      constexpr int64_t kSelective = 5000;
+      int64_t best = kSelective + 1;
+      for (const Joined& j : filter_joins) {
+        const search::Comparison& c = *j.clause;
+        bool metric = c.type == search::EntityType::kMetric && c.op != search::Op::kNe;
+        bool equal = c.type != search::EntityType::kMetric && c.op == search::Op::kEq;
+        if (!metric && !equal) continue;
+        std::string op = metric ? std::string(search::OpName(c.op)) : "=";
+        Value v = metric ? Value(c.number) : Value(c.text);
+        ASSIGN_OR_RETURN(ResultSet n, tx.Query(fmt::format("SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE key "
+                                                           "= ? AND value {} ? LIMIT ?) t",
+                                                           j.table, op),
+                                               {j.key, v, kSelective + 1}));
+        int64_t count = AsInt(n.rows[0][0]);
+        if (count < best) {
+          best = count;
+          lead_alias = j.alias;
+        }
+      }
+    }
     if (!lead_key) {
       std::string order_by = first_term.empty() ? order_rest.substr(2) : first_term + order_rest;
       std::vector<Value> args;

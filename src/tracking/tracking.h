@@ -167,6 +167,12 @@ class TrackingService {
                                const RunSearch& search);
 
   // ---- logging. LogBatch is atomic: all of it is stored or none.
+  // Durable when it returns OK; concurrent calls share one commit (group
+  // commit, tracking/group_commit.h). A metric timestamp of 0 means "now".
+  // Replays: a batch whose metrics equal, in order, a batch already logged
+  // to the run (same keys, values, timestamps and steps, compared by a
+  // 128-bit digest) stores no new points; its params and tags are applied
+  // again, which is a no-op for the same values.
   Status LogBatch(const tenancy::Principal& p, const std::string& project,
                   const std::string& run_id, const std::vector<Metric>& metrics,
                   const std::vector<Param>& params, const std::vector<Tag>& tags);
