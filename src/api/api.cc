@@ -7,6 +7,7 @@
 
 #include "api/errors.h"
 #include "api/log_followers.h"
+#include "api/mlflow_errors.h"
 #include "base/build_info.h"
 #include "base/clock.h"
 #include "base/id.h"
@@ -87,7 +88,7 @@ void WriteTimeField(JsonWriter& w, std::string_view key, int64_t micros) {
 }
 
 Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
-         JobRoutes job_routes)
+         JobRoutes job_routes, tracking::TrackingService* tracking)
     : store_(store),
       tenancy_(tenancy),
       metrics_(metrics),
@@ -97,12 +98,20 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
                                     "Time to handle an HTTP request, from parsed request to "
                                     "response ready.",
                                     {"method", "route"})),
-      job_routes_(std::move(job_routes)) {
+      job_routes_(std::move(job_routes)),
+      tracking_(tracking) {
   metrics.AddGauge("lathe_build_info", "Build information.", {"version", "commit"})
       .With({LATHE_VERSION, LATHE_GIT_COMMIT})
       .Set(1);
   router_.SetErrorHandler([this](http::Request& req, http::Response& res, int status,
                                  std::string_view message) {
+    // MLflow clients read {"error_code", "message"}; its route names are
+    // public, so no token is needed to learn that one does not exist.
+    if (tracking_ != nullptr &&
+        (req.path.rfind("/api/2.0/", 0) == 0 || req.path.rfind("/ajax-api/2.0/", 0) == 0)) {
+      return WriteMlflowErrorBody(status, status == 405 ? "BAD_REQUEST" : "ENDPOINT_NOT_FOUND",
+                                  message, res);
+    }
     // Unknown /api/v1 paths need a token too, so route names do not leak.
     if (req.path.rfind("/api/", 0) == 0) {
       auto token = BearerToken(req);
@@ -115,6 +124,10 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
   RegisterSystemRoutes();
   RegisterTenancyRoutes();
   if (job_routes_.jobs != nullptr) RegisterJobRoutes();
+  if (tracking_ != nullptr) {
+    RegisterTrackingRoutes();
+    RegisterMlflowRoutes();
+  }
 }
 
 Api::~Api() = default;

@@ -26,6 +26,10 @@ class JobService;
 class JobController;
 }  // namespace lathe::control
 
+namespace lathe::tracking {
+class TrackingService;
+}  // namespace lathe::tracking
+
 namespace lathe::api {
 
 // One request in flight, as handlers see it.
@@ -69,9 +73,12 @@ class Api {
  public:
   // The services must outlive the Api. Destroying the Api stops and joins
   // the threads that stream followed logs, so destroy it before the
-  // JobController (and after the http::Server has shut down).
+  // JobController (and after the http::Server has shut down). With a
+  // `tracking` service, the native tracking routes (tracking_handlers.cc)
+  // and the MLflow REST 2.0 routes (mlflow_handlers.cc) are registered;
+  // null leaves them out (tests of other layers).
   Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
-      JobRoutes job_routes = {});
+      JobRoutes job_routes = {}, tracking::TrackingService* tracking = nullptr);
   ~Api();
 
   // Serves one request. Thread-safe.
@@ -89,6 +96,8 @@ class Api {
   void RegisterSystemRoutes();
   void RegisterTenancyRoutes();
   void RegisterJobRoutes();
+  void RegisterTrackingRoutes();
+  void RegisterMlflowRoutes();
 
   store::Store& store_;
   tenancy::TenancyService& tenancy_;
@@ -98,6 +107,7 @@ class Api {
   http::Router router_;
   std::atomic<bool> draining_{false};
   JobRoutes job_routes_;
+  tracking::TrackingService* tracking_ = nullptr;
   std::unique_ptr<LogFollowers> log_followers_;
 };
 

@@ -25,6 +25,7 @@
 #include "spec/job_spec.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
+#include "tracking/tracking.h"
 
 namespace lathe::cli {
 namespace {
@@ -135,6 +136,8 @@ int RunServer(const ServerConfig& config) {
     LOG_ERROR("cannot create the default queue: {}", q.ToString());
     return 1;
   }
+  // Experiment tracking: the native and MLflow REST routes call it.
+  tracking::TrackingService tracking(**store, tenancy, SystemClock());
   exec::LocalExecutorOptions local;
   local.root = home_abs + "/tasks";
   local.shim_path = ShimPath();
@@ -172,7 +175,7 @@ int RunServer(const ServerConfig& config) {
   }
   control::JobController controller(**store, tenancy, *executor, SystemClock(), copts);
 
-  api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root});
+  api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root}, &tracking);
 
   http::ServerOptions opts;
   opts.host = config.host();
