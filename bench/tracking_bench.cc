@@ -12,6 +12,8 @@
 //
 //   tracking_bench [--store=URL] [--seconds=5] [--runs=100000] [--points=1000000]
 //                  [--keys=10] [--only=ingest,single,search,history]
+//                  [--synchronous=NORMAL]  (SQLite, not durable: CPU cost only)
+//                  [--keep=1]              (keep the temp database)
 //
 // Default store: SQLite in a fresh temp directory (WAL, synchronous=FULL).
 // The search runs are seeded with plain SQL in large transactions (the
@@ -34,6 +36,8 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "store/migrations.h"
+#include "store/sqlite/sqlite_store.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 #include "tracking/tracking.h"
@@ -312,9 +316,19 @@ int Main(int argc, char** argv) {
   const int keys = std::stoi(Flag(argc, argv, "keys", "10"));
   const std::string only = Flag(argc, argv, "only", "ingest,single,search,history");
   Env env;
-  auto s = store::OpenStore({.url = url, .pool_size = 4});
-  Check(s.status(), "open store");
-  env.store = std::move(*s);
+  // --synchronous=NORMAL (SQLite only) is NOT durable: it isolates the CPU
+  // cost of the service path from the disk's fdatasync.
+  const std::string sync = Flag(argc, argv, "synchronous", "FULL");
+  if (sync != "FULL" && !dir.empty()) {
+    auto s = store::OpenSqliteStore({.path = (dir / "lathe.db").string(), .synchronous = sync});
+    Check(s.status(), "open store");
+    env.store = std::move(*s);
+    Check(store::ApplyMigrations(*env.store, store::SchemaMigrations()), "migrate");
+  } else {
+    auto s = store::OpenStore({.url = url, .pool_size = 4});
+    Check(s.status(), "open store");
+    env.store = std::move(*s);
+  }
   env.tenancy = std::make_unique<tenancy::TenancyService>(*env.store, SystemClock());
   std::string token;
   Check(env.tenancy->Bootstrap([&](const std::string& t) {
@@ -325,7 +339,8 @@ int Main(int argc, char** argv) {
   env.admin = *env.tenancy->Authenticate(token);
   Check(env.tenancy->CreateProject(env.admin, "bench", "").status(), "project");
   env.svc = std::make_unique<TrackingService>(*env.store, *env.tenancy, SystemClock());
-  std::printf("store %s (%s)\n", url.c_str(), std::string(env.store->driver()).c_str());
+  std::printf("store %s (%s, synchronous=%s)\n", url.c_str(), std::string(env.store->driver()).c_str(),
+              sync.c_str());
   if (!dir.empty()) FsyncFloor(dir);
   if (only.find("ingest") != std::string::npos) Ingest(env, seconds, keys);
   if (only.find("single") != std::string::npos) Single(env, 2000);
