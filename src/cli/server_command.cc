@@ -158,6 +158,7 @@ int RunServer(const ServerConfig& config) {
   copts.log_max_bytes = config.jobs_log_max_bytes;
   copts.code_root = home_abs + "/code";
   copts.work_root = home_abs + "/work";
+  copts.tracking = &tracking;
   // Jobs find the Python SDK (python/lathe) on PYTHONPATH when it lies beside
   // this binary: <bin>/python, <bin>/../python (a checkout's build*/lathe) or
   // <bin>/../share/lathe/python (an install).
