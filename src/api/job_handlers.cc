@@ -74,6 +74,7 @@ void EncodeJob(JsonWriter& w, const JobRecord& j, control::JobController* contro
       .Field("cancel_requested", j.cancel_requested)
       .Field("created_by", j.created_by);
   WriteNullableString(w, "code", j.code);
+  WriteNullableString(w, "run_id", j.run_id);
   WriteTimeField(w, "created_at", j.created_at);
   WriteTimeField(w, "admitted_at", j.admitted_at);
   WriteTimeField(w, "started_at", j.started_at);

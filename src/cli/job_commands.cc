@@ -249,7 +249,8 @@ Status JobDescribe(const ClientOptions& o, const std::string& project_flag, cons
                                       {"ADMITTED", "admitted_at"},
                                       {"STARTED", "started_at"},
                                       {"FINISHED", "finished_at"},
-                                      {"CODE", "code"}}) {
+                                      {"CODE", "code"},
+                                      {"RUN", "run_id"}}) {
     fields.push_back(c);
   }
   PrintObject(out, s.format, j, fields);
