@@ -31,7 +31,24 @@ std::string_view TypeName(element e) {
   return "a value";
 }
 
-Status TypeError(const std::string& field, std::string_view want, element got) {
+// Names a field for errors. The path ("metrics[3].value") is only built
+// when an error is reported: formatting it for every point would cost more
+// than decoding the point.
+struct Field {
+  static constexpr size_t kNoIndex = static_cast<size_t>(-1);
+  Field(const char* k) : key(k) {}  // NOLINT: a plain field name
+  Field(std::string_view k) : key(k) {}  // NOLINT
+  Field(std::string_view p, size_t i, std::string_view k) : parent(p), index(i), key(k) {}
+  std::string str() const {
+    return index == kNoIndex ? std::string(key) : fmt::format("{}[{}].{}", parent, index, key);
+  }
+  std::string_view parent;
+  size_t index = kNoIndex;
+  std::string_view key;
+};
+
+Status TypeError(const Field& f, std::string_view want, element got) {
+  std::string field = f.str();
   return InvalidArgumentError(fmt::format("{}: expected {}, got {}", field, want, TypeName(got)),
                               field);
 }
@@ -47,12 +64,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Paths are built only on the error path: "metrics[3].value".
-std::string Path(std::string_view parent, size_t index, std::string_view key) {
-  return fmt::format("{}[{}].{}", parent, index, key);
-}
-
-StatusOr<double> MetricValue(element e, const std::string& field) {
+StatusOr<double> MetricValue(element e, const Field& f) {
   switch (e.type()) {
     case element_type::DOUBLE: return double(e);
     case element_type::INT64: return static_cast<double>(int64_t(e));
@@ -73,17 +85,18 @@ StatusOr<double> MetricValue(element e, const std::string& field) {
       errno = 0;
       double v = std::strtod(text.c_str(), &end);
       if (!text.empty() && *end == '\0' && errno == 0) return v;
+      std::string field = f.str();
       return InvalidArgumentError(
           fmt::format("{}: \"{}\" is not a number (use a number, \"NaN\", \"Infinity\" or "
                       "\"-Infinity\")",
                       field, s),
           field);
     }
-    default: return TypeError(field, "a number", e);
+    default: return TypeError(f, "a number", e);
   }
 }
 
-StatusOr<int64_t> IntValue(element e, const std::string& field) {
+StatusOr<int64_t> IntValue(element e, const Field& f) {
   switch (e.type()) {
     case element_type::INT64: return int64_t(e);
     case element_type::UINT64: {
@@ -104,13 +117,14 @@ StatusOr<int64_t> IntValue(element e, const std::string& field) {
       if (text.empty() || *end != '\0' || errno != 0) break;
       return static_cast<int64_t>(v);
     }
-    default: return TypeError(field, "an integer", e);
+    default: return TypeError(f, "an integer", e);
   }
+  std::string field = f.str();
   return InvalidArgumentError(fmt::format("{}: expected a 64-bit integer", field), field);
 }
 
-StatusOr<std::string_view> StringValue(element e, const std::string& field) {
-  if (e.type() != element_type::STRING) return TypeError(field, "a string", e);
+StatusOr<std::string_view> StringValue(element e, const Field& f) {
+  if (e.type() != element_type::STRING) return TypeError(f, "a string", e);
   return std::string_view(e);
 }
 
@@ -122,31 +136,31 @@ Status DecodeMetric(simdjson::dom::object o, std::string_view parent, size_t i, 
     std::string_view k = kv.key;
     if (k == "key") {
       if (kv.value.type() != element_type::STRING) {
-        return TypeError(Path(parent, i, "key"), "a string", kv.value);
+        return TypeError(Field(parent, i, "key"), "a string", kv.value);
       }
       m->key.assign(std::string_view(kv.value));
       has_key = true;
     } else if (k == "value") {
-      ASSIGN_OR_RETURN(m->value, MetricValue(kv.value, Path(parent, i, "value")));
+      ASSIGN_OR_RETURN(m->value, MetricValue(kv.value, Field(parent, i, "value")));
       has_value = true;
     } else if (k == "timestamp") {
       if (kv.value.is_null()) continue;
-      ASSIGN_OR_RETURN(m->timestamp, IntValue(kv.value, Path(parent, i, "timestamp")));
+      ASSIGN_OR_RETURN(m->timestamp, IntValue(kv.value, Field(parent, i, "timestamp")));
       has_ts = true;
     } else if (k == "step") {
       if (kv.value.is_null()) continue;
-      ASSIGN_OR_RETURN(m->step, IntValue(kv.value, Path(parent, i, "step")));
+      ASSIGN_OR_RETURN(m->step, IntValue(kv.value, Field(parent, i, "step")));
     } else if (strict) {
-      std::string field = Path(parent, i, k);
+      std::string field = Field(parent, i, k).str();
       return InvalidArgumentError(fmt::format("{}: unknown field", field), field);
     }
   }
   if (!has_key) {
-    std::string field = Path(parent, i, "key");
+    std::string field = Field(parent, i, "key").str();
     return InvalidArgumentError(fmt::format("{}: missing required field", field), field);
   }
   if (!has_value) {
-    std::string field = Path(parent, i, "value");
+    std::string field = Field(parent, i, "value").str();
     return InvalidArgumentError(fmt::format("{}: missing required field", field), field);
   }
   if (!has_ts) m->timestamp = now_ms;
@@ -156,13 +170,13 @@ Status DecodeMetric(simdjson::dom::object o, std::string_view parent, size_t i, 
 Status DecodeMetrics(element e, std::string_view field, bool strict, int64_t now_ms,
                      std::vector<tracking::Metric>* out) {
   if (e.is_null()) return OkStatus();
-  if (e.type() != element_type::ARRAY) return TypeError(std::string(field), "an array", e);
+  if (e.type() != element_type::ARRAY) return TypeError(Field(field), "an array", e);
   simdjson::dom::array a = e;
   out->resize(a.size());
   size_t i = 0;
   for (element item : a) {
     if (item.type() != element_type::OBJECT) {
-      return TypeError(fmt::format("{}[{}]", field, i), "an object", item);
+      return TypeError(Field(fmt::format("{}[{}]", field, i)), "an object", item);
     }
     RETURN_IF_ERROR(DecodeMetric(item, field, i, strict, now_ms, &(*out)[i]));
     ++i;
@@ -173,10 +187,10 @@ Status DecodeMetrics(element e, std::string_view field, bool strict, int64_t now
 // Native params/tags: {k: v} with string values.
 Status DecodeStringMap(element e, std::string_view field, std::vector<tracking::Tag>* out) {
   if (e.is_null()) return OkStatus();
-  if (e.type() != element_type::OBJECT) return TypeError(std::string(field), "an object", e);
+  if (e.type() != element_type::OBJECT) return TypeError(Field(field), "an object", e);
   for (simdjson::dom::key_value_pair kv : simdjson::dom::object(e)) {
     if (kv.value.type() != element_type::STRING) {
-      return TypeError(fmt::format("{}.{}", field, kv.key), "a string", kv.value);
+      return TypeError(Field(fmt::format("{}.{}", field, kv.key)), "a string", kv.value);
     }
     out->push_back({std::string(kv.key), std::string(std::string_view(kv.value))});
   }
@@ -186,27 +200,27 @@ Status DecodeStringMap(element e, std::string_view field, std::vector<tracking::
 // MLflow params/tags: [{key, value}].
 Status DecodeKeyValues(element e, std::string_view field, std::vector<tracking::Tag>* out) {
   if (e.is_null()) return OkStatus();
-  if (e.type() != element_type::ARRAY) return TypeError(std::string(field), "an array", e);
+  if (e.type() != element_type::ARRAY) return TypeError(Field(field), "an array", e);
   size_t i = 0;
   for (element item : simdjson::dom::array(e)) {
     if (item.type() != element_type::OBJECT) {
-      return TypeError(fmt::format("{}[{}]", field, i), "an object", item);
+      return TypeError(Field(fmt::format("{}[{}]", field, i)), "an object", item);
     }
     tracking::Tag t;
     bool has_key = false;
     for (simdjson::dom::key_value_pair kv : simdjson::dom::object(item)) {
       if (kv.key == "key") {
-        ASSIGN_OR_RETURN(std::string_view s, StringValue(kv.value, Path(field, i, "key")));
+        ASSIGN_OR_RETURN(std::string_view s, StringValue(kv.value, Field(field, i, "key")));
         t.key.assign(s);
         has_key = true;
       } else if (kv.key == "value") {
         if (kv.value.is_null()) continue;
-        ASSIGN_OR_RETURN(std::string_view s, StringValue(kv.value, Path(field, i, "value")));
+        ASSIGN_OR_RETURN(std::string_view s, StringValue(kv.value, Field(field, i, "value")));
         t.value.assign(s);
       }
     }
     if (!has_key) {
-      std::string f = Path(field, i, "key");
+      std::string f = Field(field, i, "key").str();
       return InvalidArgumentError(fmt::format("{}: missing required field", f), f);
     }
     out->push_back(std::move(t));
@@ -245,7 +259,7 @@ StatusOr<LogBody> DecodeRoot(element root, LogBodyFormat format, int64_t now_ms)
     }
     if (k == "run_id" || k == "run_uuid") {
       if (kv.value.is_null()) continue;
-      ASSIGN_OR_RETURN(std::string_view s, StringValue(kv.value, std::string(k)));
+      ASSIGN_OR_RETURN(std::string_view s, StringValue(kv.value, Field(k)));
       (k == "run_id" ? out.run_id : run_uuid).assign(s);
     } else if (format == LogBodyFormat::kMlflowBatch) {
       if (k == "metrics") {
