@@ -402,7 +402,8 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"all", "gpu"}));
   sim->add_option("--baseline-variant", so.baseline_variant,
                   "lathe (default) or artifact: bestfit, dotproduct, gpu-packing and gpu-clustering "
-                  "score as FGD's artifact does (cpu and GPU only, integer scores, random ties)")
+                  "score as FGD's artifact does (cpu and GPU only, integer scores, ties to the "
+                  "smallest node name)")
       ->check(CLI::IsMember({"lathe", "artifact"}));
   sim->add_flag("--no-estimates", so.no_estimates, "Do not tell the scheduler job durations");
   sim->add_flag("--validate", so.validate, "Validate every snapshot (slower)");

@@ -63,6 +63,8 @@ ClusterState::ClusterState(const Snapshot& snapshot) {
     max_capacity_.gpu_milli = std::max(max_capacity_.gpu_milli, node.capacity.gpu_milli);
   }
   std::sort(names_.begin(), names_.end());
+  name_rank_.resize(n);
+  for (int r = 0; r < n; ++r) name_rank_[names_[r].second] = r;
   gpu_free_.assign(gpus, 1000);
   for (int i = 0; i < n; ++i) {
     free_[i].cpu = nodes_[i]->capacity.cpu_milli;

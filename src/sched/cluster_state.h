@@ -43,6 +43,9 @@ class ClusterState {
   const Node& node(int n) const { return *nodes_[n]; }
   // Index of the node named `name`, or -1.
   int NodeIndex(const std::string& name) const;
+  // Rank of node n among all nodes in byte-wise name order (0 = smallest
+  // name); names are unique, so ranks are 0..num_nodes()-1. O(1).
+  int name_rank(int n) const { return name_rank_[n]; }
 
   int64_t free_cpu(int n) const { return free_[n].cpu; }
   int64_t free_mem(int n) const { return free_[n].mem; }
@@ -118,6 +121,7 @@ class ClusterState {
   // Per node: (gpu request, number of tasks) pairs, for gpu-clustering.
   std::vector<std::vector<std::pair<int64_t, int>>> gpu_kinds_;
   std::vector<std::pair<std::string, int>> names_;  // sorted, for NodeIndex
+  std::vector<int> name_rank_;                      // node -> index in names_
 
   std::vector<int> by_position_;
   std::vector<int> position_;

@@ -162,6 +162,18 @@ class GpuClusteringScorer : public Scorer {
   }
 };
 
+// How FGD's artifact breaks ties between equal node scores. Its go.mod
+// replaces k8s.io/kubernetes by a fork (mental2008/kubernetes
+// v1.20.5-minor) whose selectHost does not pick among the best nodes at
+// random, as kube-scheduler does, but "for reproducibility" takes the one
+// with the smallest name (byte-wise; openb's names are zero-padded, so it is
+// the lowest node number). Returns a term in (0, 1) that is larger the
+// smaller n's name, to add to an integer score. O(1).
+double ArtifactTieBreak(const ClusterState& state, int n) {
+  const int count = std::max(1, state.num_nodes());
+  return 0.999 * static_cast<double>(count - state.name_rank(n)) / count;
+}
+
 // F_n before placement under a fragmentation model, cached per node version:
 // what the two FGD scorers share.
 class FragmentationCache {
@@ -245,12 +257,12 @@ class FgdScorer : public Scorer {
 //    memory ignored), not every class;
 //  - within a node a fraction goes to the first GPU (by index) with the best
 //    integer node score, not the smallest exact ΔF;
-//  - nodes with the same integer score are chosen at random (kube-scheduler
-//    selectHost; a seeded jitter below one level), not by bin-packing.
+//  - nodes with the same integer score go to the smallest node name
+//    (ArtifactTieBreak, the artifact's kube-scheduler fork), not to the
+//    better bin-packing node.
 class ArtifactFgdScorer : public Scorer {
  public:
-  ArtifactFgdScorer(std::vector<WorkloadClass> typical, uint64_t seed)
-      : frag_(std::move(typical)), rng_(seed) {}
+  explicit ArtifactFgdScorer(std::vector<WorkloadClass> typical) : frag_(std::move(typical)) {}
 
   double Score(const ClusterState& state, int n, const Resources& r,
                std::vector<GpuShare>* gpus) override {
@@ -284,12 +296,11 @@ class ArtifactFgdScorer : public Scorer {
       for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
       score = FgdNodeScore(before - frag_.model().Of(cpu, mem, scratch_.data(), count));
     }
-    return score + std::uniform_real_distribution<double>(0, 0.999)(rng_);
+    return score + ArtifactTieBreak(state, n);
   }
 
  private:
   FragmentationCache frag_;
-  std::mt19937_64 rng_;
   std::vector<int32_t> scratch_;
 };
 
@@ -297,19 +308,18 @@ class ArtifactFgdScorer : public Scorer {
 // scheduler-simulator, the "-artifact" rows of the table below), for
 // reproducing its experiment: kube-scheduler integer node scores 0..100 over
 // cpu and GPU only (no memory), normalised by the artifact's largest node
-// spec (128 cores, 8 GPUs), and nodes with the same integer score chosen at
-// random (kube-scheduler's selectHost): a seeded jitter in [0, 1) is added to
-// the integer score. GPU choice: tightest fitting GPU (Open-Gpu-Share's
-// "best"). Not meant for production: the random ties make plans depend on
-// the seed.
+// spec (128 cores, 8 GPUs), and nodes with the same integer score going to
+// the smallest node name (ArtifactTieBreak). The artifact's plugins that
+// normalise (NormalizeScore: (s − min) · 100 / (max − min)) keep the order
+// and the ties of scores within 0..100, so normalising is left out. GPU
+// choice: tightest fitting GPU (Open-Gpu-Share's "best"). Not meant for
+// production: name order is an arbitrary preference.
 class ArtifactScorer : public Scorer {
  public:
-  explicit ArtifactScorer(uint64_t seed) : rng_(seed) {}
   double Score(const ClusterState& state, int n, const Resources& r,
                std::vector<GpuShare>* gpus) final {
     *gpus = PackGpus(state, n, r);
-    return static_cast<double>(IntegerScore(state, n, r)) +
-           std::uniform_real_distribution<double>(0, 0.999)(rng_);
+    return static_cast<double>(IntegerScore(state, n, r)) + ArtifactTieBreak(state, n);
   }
 
  protected:
@@ -317,16 +327,10 @@ class ArtifactScorer : public Scorer {
   static constexpr double kMaxSpecGpu = 8000;
   static constexpr int64_t kMaxNodeScore = 100;
   virtual int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const = 0;
-
- private:
-  std::mt19937_64 rng_;
 };
 
 // Best fit: 100 · (1 − ½·(cpu left after)/128 cores − ½·(GPU left after)/8 GPUs).
 class ArtifactBestFitScorer : public ArtifactScorer {
- public:
-  using ArtifactScorer::ArtifactScorer;
-
  protected:
   int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
     double rest = 0.5 * static_cast<double>(state.free_cpu(n) - r.cpu_milli) / kMaxSpecCpu +
@@ -338,9 +342,6 @@ class ArtifactBestFitScorer : public ArtifactScorer {
 // Dot product (Tetris), dimensions merged: 100 · (1 − (free · request) / 2)
 // over (cpu, total GPU), each divided by the largest spec.
 class ArtifactDotProductScorer : public ArtifactScorer {
- public:
-  using ArtifactScorer::ArtifactScorer;
-
  protected:
   int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
     double dot = static_cast<double>(state.free_cpu(n)) / kMaxSpecCpu * (static_cast<double>(r.cpu_milli) / kMaxSpecCpu) +
@@ -350,14 +351,12 @@ class ArtifactDotProductScorer : public ArtifactScorer {
   }
 };
 
-// GPU packing: a CPU-only task scores 0 everywhere (random node). A GPU task:
+// GPU packing: a CPU-only task scores 0 everywhere (so it goes to the
+// smallest-named node it fits on). A GPU task:
 // on an idle node max(33 − GPUs, GPUs); needing wholly free GPUs of a busy
 // node max(50 − those GPUs, 33); only partly used GPUs max(100 − Σ free
 // percent of them / 10, 50).
 class ArtifactGpuPackingScorer : public ArtifactScorer {
- public:
-  using ArtifactScorer::ArtifactScorer;
-
  protected:
   int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
     if (r.gpu_milli <= 0) return 0;
@@ -383,9 +382,6 @@ class ArtifactGpuPackingScorer : public ArtifactScorer {
 // a node without GPU tasks, 0..25 elsewhere; within a band
 // 25 · (8 GPUs − free GPU) / 8 GPUs. A CPU-only task scores 0 everywhere.
 class ArtifactGpuClusteringScorer : public ArtifactScorer {
- public:
-  using ArtifactScorer::ArtifactScorer;
-
  protected:
   int64_t IntegerScore(const ClusterState& state, int n, const Resources& r) const override {
     if (r.gpu_milli <= 0) return 0;
@@ -443,26 +439,13 @@ const ScorerEntry kScorers[] = {
     {"dotproduct", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<DotProductScorer>(); }},
     {"gpu-packing", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<GpuPackingScorer>(); }},
     {"gpu-clustering", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<GpuClusteringScorer>(); }},
-    {"bestfit-artifact",
-     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
-       return std::make_unique<ArtifactBestFitScorer>(env.policy->seed);
-     }},
-    {"dotproduct-artifact",
-     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
-       return std::make_unique<ArtifactDotProductScorer>(env.policy->seed);
-     }},
-    {"gpu-packing-artifact",
-     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
-       return std::make_unique<ArtifactGpuPackingScorer>(env.policy->seed);
-     }},
-    {"gpu-clustering-artifact",
-     [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
-       return std::make_unique<ArtifactGpuClusteringScorer>(env.policy->seed);
-     }},
+    {"bestfit-artifact", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<ArtifactBestFitScorer>(); }},
+    {"dotproduct-artifact", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<ArtifactDotProductScorer>(); }},
+    {"gpu-packing-artifact", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<ArtifactGpuPackingScorer>(); }},
+    {"gpu-clustering-artifact", [](const ScorerEnv&) -> std::unique_ptr<Scorer> { return std::make_unique<ArtifactGpuClusteringScorer>(); }},
     {"fgd-artifact",
      [](const ScorerEnv& env) -> std::unique_ptr<Scorer> {
-       return std::make_unique<ArtifactFgdScorer>(FgdTypicalPods(ArtifactFgdClasses(*env.snapshot, *env.policy)),
-                                                  env.policy->seed);
+       return std::make_unique<ArtifactFgdScorer>(FgdTypicalPods(ArtifactFgdClasses(*env.snapshot, *env.policy)));
      }},
 };
 

@@ -17,12 +17,12 @@
 //   bestfit-artifact, dotproduct-artifact, gpu-packing-artifact,
 //   gpu-clustering-artifact
 //                  the same baselines as FGD's artifact scores them (integer
-//                  scores over cpu and GPU, random ties); for reproducing its
-//                  experiment (lathe sim --baseline-variant artifact), not for
-//                  production
-//   fgd-artifact   fgd as FGD's artifact runs it (typical pods, random ties,
-//                  GPU by integer score); for the same experiment, not for
-//                  production
+//                  scores over cpu and GPU, equal scores to the smallest node
+//                  name); for reproducing its experiment (lathe sim
+//                  --baseline-variant artifact), not for production
+//   fgd-artifact   fgd as FGD's artifact runs it (typical pods, equal scores
+//                  to the smallest node name, GPU by integer score); for the
+//                  same experiment, not for production
 #pragma once
 
 #include <memory>

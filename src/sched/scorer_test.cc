@@ -85,8 +85,8 @@ TEST(FgdWorkload, DerivesNormalisedGpuClassesFromTheSnapshot) {
 }
 
 // The baselines as FGD's artifact scores them: integer kube-scheduler
-// scores plus a random tie-break in [0, 1).
-TEST(ArtifactScorers, IntegerScoresWithRandomTies) {
+// scores plus a tie-break in (0, 1) towards the smallest node name.
+TEST(ArtifactScorers, IntegerScoresWithTiesToTheSmallestName) {
   Snapshot s;
   s.nodes = {Node{.name = "idle", .capacity = {96000, 1 << 20, 8000}, .num_gpus = 8},
              Node{.name = "share", .capacity = {96000, 1 << 20, 8000}, .num_gpus = 8},
@@ -126,11 +126,43 @@ TEST(ArtifactScorers, IntegerScoresWithRandomTies) {
   EXPECT_EQ(std::floor(score("gpu-clustering-artifact", 1, frac)), 75);
   EXPECT_EQ(std::floor(score("gpu-clustering-artifact", 0, frac)), 25);
   EXPECT_EQ(std::floor(score("gpu-clustering-artifact", 2, frac)), 6);
-  // CPU-only tasks score 0 everywhere for packing and clustering: random.
+  // CPU-only tasks score 0 everywhere for packing and clustering; the tie
+  // goes to the smallest name ("idle" < "share" < "whole").
   const Resources cpu{4000, 1024, 0};
-  for (int n = 0; n < 3; ++n) {
-    EXPECT_LT(score("gpu-packing-artifact", n, cpu), 1);
-    EXPECT_LT(score("gpu-clustering-artifact", n, cpu), 1);
+  for (const char* name : {"gpu-packing-artifact", "gpu-clustering-artifact"}) {
+    for (int n = 0; n < 3; ++n) EXPECT_LT(score(name, n, cpu), 1) << name;
+    EXPECT_GT(score(name, 0, cpu), score(name, 1, cpu)) << name;
+    EXPECT_GT(score(name, 1, cpu), score(name, 2, cpu)) << name;
+  }
+  // Not the seed: the same scores with another one.
+  const double before = score("bestfit-artifact", 2, frac);
+  p.seed = 4;
+  EXPECT_EQ(score("bestfit-artifact", 2, frac), before);
+}
+
+// Name order, not snapshot order, decides the artifact's ties: two idle
+// nodes listed "b" then "a" give a whole-GPU task the same integer score, and
+// "a" wins, for fgd-artifact too.
+TEST(ArtifactScorers, EqualScoresGoToTheSmallestNodeName) {
+  Snapshot s;
+  s.nodes = {Node{.name = "openb-node-0002", .capacity = {96000, 1 << 20, 8000}, .num_gpus = 8},
+             Node{.name = "openb-node-0001", .capacity = {96000, 1 << 20, 8000}, .num_gpus = 8}};
+  s.queues = {Queue{.name = "q"}};
+  Policy p;
+  p.workload = {{Resources{4000, 0, 500}, 1.0}};
+  ClusterState state(s);
+  EXPECT_EQ(state.name_rank(0), 1);
+  EXPECT_EQ(state.name_rank(1), 0);
+  const Resources whole{8000, 0, 1000};
+  for (const char* name : {"fgd-artifact", "bestfit-artifact", "dotproduct-artifact", "gpu-packing-artifact",
+                           "gpu-clustering-artifact"}) {
+    auto scorer = MakeScorer(name, ScorerEnv{&s, &p});
+    ASSERT_TRUE(scorer.ok()) << name;
+    std::vector<GpuShare> gpus;
+    double second = (*scorer)->Score(state, 0, whole, &gpus);
+    double first = (*scorer)->Score(state, 1, whole, &gpus);
+    EXPECT_EQ(std::floor(first), std::floor(second)) << name;
+    EXPECT_GT(first, second) << name;
   }
 }
 
@@ -186,7 +218,7 @@ TEST(ArtifactFgdScorer, TakesTheFirstGpuWithTheBestIntegerScore) {
   // (idle): 100 σ(0.464) = 61.4 and 100 σ(0.470) = 61.5, one level.
   EXPECT_EQ(artifact_gpus[0].index, 0);
   EXPECT_EQ(fgd_gpus[0].index, 1);
-  // The random tie-break stays below one level.
+  // The name tie-break stays below one level.
   EXPECT_EQ(std::floor(score), 61);
 }
 
