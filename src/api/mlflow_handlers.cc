@@ -635,9 +635,11 @@ void Api::RegisterMlflowRoutes() {
     return OkStatus();
   });
 
-  for (auto [rpc, lifecycle] : {std::pair{"/experiments/delete", tracking::Lifecycle::kDeleted},
-                                std::pair{"/experiments/restore", tracking::Lifecycle::kActive}}) {
-    add(Method::kPost, rpc, [svc, lifecycle](MlflowCall& c) -> Status {
+  // (A structured binding cannot be captured by a lambda under clang 14.)
+  for (const auto& route : {std::pair{"/experiments/delete", tracking::Lifecycle::kDeleted},
+                            std::pair{"/experiments/restore", tracking::Lifecycle::kActive}}) {
+    const tracking::Lifecycle lifecycle = route.second;
+    add(Method::kPost, route.first, [svc, lifecycle](MlflowCall& c) -> Status {
       ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
       Args a(std::move(v));
       ASSIGN_OR_RETURN(std::string id, a.Str("experiment_id", true));
@@ -733,9 +735,11 @@ void Api::RegisterMlflowRoutes() {
     return OkStatus();
   });
 
-  for (auto [rpc, lifecycle] : {std::pair{"/runs/delete", tracking::Lifecycle::kDeleted},
-                                std::pair{"/runs/restore", tracking::Lifecycle::kActive}}) {
-    add(Method::kPost, rpc, [svc, lifecycle](MlflowCall& c) -> Status {
+  // (A structured binding cannot be captured by a lambda under clang 14.)
+  for (const auto& route : {std::pair{"/runs/delete", tracking::Lifecycle::kDeleted},
+                            std::pair{"/runs/restore", tracking::Lifecycle::kActive}}) {
+    const tracking::Lifecycle lifecycle = route.second;
+    add(Method::kPost, route.first, [svc, lifecycle](MlflowCall& c) -> Status {
       ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
       Args a(std::move(v));
       ASSIGN_OR_RETURN(std::string run_id, a.RunId());
