@@ -10,6 +10,8 @@
 
 #include <fmt/core.h>
 
+#include "base/strings.h"
+
 namespace lathe::api {
 
 namespace {
@@ -53,17 +55,6 @@ Status TypeError(const Field& f, std::string_view want, element got) {
                               field);
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 StatusOr<double> MetricValue(element e, const Field& f) {
   switch (e.type()) {
     case element_type::DOUBLE: return double(e);
@@ -71,12 +62,12 @@ StatusOr<double> MetricValue(element e, const Field& f) {
     case element_type::UINT64: return static_cast<double>(uint64_t(e));
     case element_type::STRING: {
       std::string_view s = std::string_view(e);
-      if (EqualsIgnoreCase(s, "NaN")) return std::numeric_limits<double>::quiet_NaN();
-      if (EqualsIgnoreCase(s, "Infinity") || EqualsIgnoreCase(s, "Inf") ||
-          EqualsIgnoreCase(s, "+Infinity")) {
+      if (EqualsIgnoreCaseAscii(s, "NaN")) return std::numeric_limits<double>::quiet_NaN();
+      if (EqualsIgnoreCaseAscii(s, "Infinity") || EqualsIgnoreCaseAscii(s, "Inf") ||
+          EqualsIgnoreCaseAscii(s, "+Infinity")) {
         return std::numeric_limits<double>::infinity();
       }
-      if (EqualsIgnoreCase(s, "-Infinity") || EqualsIgnoreCase(s, "-Inf")) {
+      if (EqualsIgnoreCaseAscii(s, "-Infinity") || EqualsIgnoreCaseAscii(s, "-Inf")) {
         return -std::numeric_limits<double>::infinity();
       }
       // Protobuf's JSON also allows numbers as strings.

@@ -30,6 +30,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "base/strings.h"
 #include "base/log.h"
 #include "http/sse.h"
 #include "http/wire.h"
@@ -56,16 +57,6 @@ constexpr size_t kKeepBufferBytes = 256 * 1024;
 std::string FormatEndpoint(const tcp::endpoint& ep) {
   if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
   return fmt::format("{}:{}", ep.address().to_string(), ep.port());
-}
-
-bool IEqualsAscii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 class Session;
@@ -284,7 +275,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_header_done() && !continue_sent_) {
       continue_sent_ = true;
       auto expect = parser_->get()[bhttp::field::expect];
-      if (IEqualsAscii(std::string_view(expect.data(), expect.size()), "100-continue")) {
+      if (EqualsIgnoreCaseAscii(std::string_view(expect.data(), expect.size()), "100-continue")) {
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
         asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
                           [self = shared_from_this()](const ErrorCode& wec, size_t) {

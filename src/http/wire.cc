@@ -3,24 +3,14 @@
 #include <fmt/core.h>
 
 #include "base/json.h"
+#include "base/strings.h"
 
 namespace lathe::http {
 namespace {
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 bool OwnedByServer(std::string_view name) {
-  return IEquals(name, "content-length") || IEquals(name, "content-type") ||
-         IEquals(name, "connection") || IEquals(name, "transfer-encoding");
+  return EqualsIgnoreCaseAscii(name, "content-length") || EqualsIgnoreCaseAscii(name, "content-type") ||
+         EqualsIgnoreCaseAscii(name, "connection") || EqualsIgnoreCaseAscii(name, "transfer-encoding");
 }
 
 void AppendStatusLine(int status, std::string* out) {
@@ -73,7 +63,7 @@ std::string SerializeSseHead(const Response& res) {
       "Cache-Control: no-cache\r\n"
       "Connection: close\r\n";
   for (const auto& [name, value] : res.headers) {
-    if (!OwnedByServer(name) && !IEquals(name, "cache-control")) AppendHeader(name, value, &out);
+    if (!OwnedByServer(name) && !EqualsIgnoreCaseAscii(name, "cache-control")) AppendHeader(name, value, &out);
   }
   out.append("\r\n");
   return out;

@@ -35,22 +35,13 @@ namespace {
 namespace fs = std::filesystem;
 using local::CgroupSupport;
 using local::LaunchSpec;
+using local::MonotonicMs;
+using local::SleepMs;
 using local::StatusRecord;
 
 constexpr int64_t kShimStartTimeoutMs = 2000;
 constexpr int64_t kKillReachTimeoutMs = 1000;
 
-int64_t MonotonicMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-void SleepMs(int64_t ms) {
-  timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
-  while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
 // Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C".
 int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }

@@ -34,23 +34,14 @@ namespace lathe::exec {
 namespace {
 
 using local::LaunchSpec;
+using local::MonotonicMs;
+using local::SleepMs;
 using local::StatusRecord;
 
 constexpr int64_t kLockWaitMs = 1000;      // a probe holds the lock for an instant
 constexpr int64_t kDrainTimeoutMs = 2000;  // after the task ended
 constexpr size_t kReadChunk = 64 * 1024;
 
-int64_t MonotonicMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-void SleepMs(int64_t ms) {
-  timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>((ms % 1000) * 1000000)};
-  while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
 // Diagnostics go to TASKDIR/shim.log (the shim's stderr).
 template <typename... Args>

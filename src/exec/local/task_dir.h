@@ -25,6 +25,10 @@ inline constexpr char kShimLogFile[] = "shim.log";
 // so a reader sees a consistent (base, current, .1) triple.
 inline constexpr char kLogLockFile[] = "log.lock";
 
+// CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after EINTR.
+int64_t MonotonicMs();
+void SleepMs(int64_t ms);
+
 // "stdout" / "stderr".
 const char* StreamName(LogStream s);
 // <dir>/stdout.log, <dir>/stdout.log.1, <dir>/stdout.base.
