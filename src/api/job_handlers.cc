@@ -3,13 +3,10 @@
 // encode; logs come from the controller's executor, followed over SSE by a
 // producer thread per stream (log_followers.h).
 #include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -24,13 +21,12 @@
 #include "base/crypto.h"
 #include "base/id.h"
 #include "base/log.h"
+#include "base/subprocess.h"
 #include "control/controller.h"
 #include "control/jobs.h"
 #include "exec/executor.h"
 #include "http/sse.h"
 #include "spec/job_spec.h"
-
-extern char** environ;
 
 namespace lathe::api {
 
@@ -218,53 +214,6 @@ bool IsDigest(std::string_view d) {
          });
 }
 
-// Runs `argv` (argv[0] through PATH) with a clean signal state, stdout to
-// /dev/null; returns its exit status and what it wrote on stderr.
-StatusOr<int> RunQuiet(const std::vector<std::string>& argv, std::string* err) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
-    return InternalError("pipe: " + std::string(std::strerror(errno)));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // The server blocks SIGTERM/SIGINT in every thread and ignores SIGPIPE;
-  // the child must not inherit either.
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  ::close(pipe_fds[1]);
-  if (rc != 0) {
-    ::close(pipe_fds[0]);
-    return InternalError(fmt::format("cannot run {}: {}", argv[0], std::strerror(rc)));
-  }
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) != 0) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    if (err->size() < 4096) err->append(buf, static_cast<size_t>(n));
-  }
-  ::close(pipe_fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // Keeps `body` (a tar.gz) as <root>/<digest>.tar.gz and extracted as
 // <root>/<digest>/ (into a temporary directory, then renamed, so a
 // snapshot directory is always complete). Idempotent per digest.
@@ -307,7 +256,7 @@ Status StoreSnapshot(const std::string& root, const std::string& digest, const s
   if (ec) return InternalError(fmt::format("cannot create {}: {}", staging.string(), ec.message()));
   std::string err;
   auto rc =
-      RunQuiet({"tar", "-xzf", archive.string(), "-C", staging.string(), "--no-same-owner"}, &err);
+      RunQuietProcess({"tar", "-xzf", archive.string(), "-C", staging.string(), "--no-same-owner"}, &err);
   if (!rc.ok() || *rc != 0) {
     fs::remove_all(staging, ec);
     fs::remove(archive, ec);

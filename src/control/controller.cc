@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <fmt/core.h>
 
 #include "base/log.h"
+#include "base/subprocess.h"
 #include "sched/scheduler.h"
 #include "spec/rendezvous.h"
 #include "tracking/tracking.h"
@@ -64,21 +64,10 @@ int FreePort() {
 
 // Runs argv to completion; OK when it exits 0.
 Status RunCommand(const std::vector<std::string>& argv) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return InternalError("fork failed");
-  if (pid == 0) {
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return InternalError("waitpid failed");
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return OkStatus();
-  return InternalError(fmt::format("{} failed (status {})", argv[0], status));
+  std::string err;
+  ASSIGN_OR_RETURN(int code, RunQuietProcess(argv, &err));
+  if (code == 0) return OkStatus();
+  return InternalError(fmt::format("{} exited with {}: {}", argv[0], code, err));
 }
 
 TaskKey KeyOf(const JobRecord& job, const TaskRecord& t) {
