@@ -315,9 +315,7 @@ void Api::RegisterTrackingRoutes() {
     }
     std::optional<std::string> name;
     if (has_name) name = run_name;
-    ASSIGN_OR_RETURN(RunInfo info,
-                     svc->UpdateRun(*c.principal, project, run_id, status, end_time, name));
-    (void)info;
+    RETURN_IF_ERROR(svc->UpdateRun(*c.principal, project, run_id, status, end_time, name).status());
     ASSIGN_OR_RETURN(Run run, svc->GetRun(*c.principal, project, run_id));
     WriteJson(c.res, 200, [&](JsonWriter& w) { EncodeRun(w, run); });
     return OkStatus();

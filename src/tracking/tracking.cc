@@ -1225,10 +1225,8 @@ StatusOr<RunPage> TrackingService::Impl::SearchRuns(const tenancy::Project& proj
     for (const Joined& j : filter_joins) {
       if (j.alias == lead_alias) items.insert(items.begin(), &j);
     }
-    bool runs_placed = false;
     auto place_runs = [&] {
       from += from.empty() ? "tracking_runs r" : " CROSS JOIN tracking_runs r";
-      runs_placed = true;
     };
     for (const Joined* j : items) {
       from += (from.empty() ? "" : " CROSS JOIN ") + j->table + " " + j->alias;
@@ -1250,7 +1248,6 @@ StatusOr<RunPage> TrackingService::Impl::SearchRuns(const tenancy::Project& proj
       from += fmt::format(" LEFT JOIN {1} {0} ON {0}.run_id = r.run_id AND {0}.key = ?", j.alias, j.table);
       from_args.emplace_back(j.key);
     }
-    (void)runs_placed;
     std::string sql = "SELECT r.run_id, r.run_name, r.experiment_id, r.user_id, r.status, r.start_time, "
                       "r.end_time, r.artifact_uri, r.lifecycle, r.job_id FROM " +
                       from + " WHERE " + base_where + join_where + filter_where + extra_where +
