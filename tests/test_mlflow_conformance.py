@@ -411,6 +411,12 @@ def test_experiment_lifecycle_tags_rename_and_search(mlflow):
                        {"experiment_id": exp_id, "key": "team", "value": "search"}) == (200, {})
     _, res = mlflow.get("/experiments/get", experiment_id=exp_id)
     assert tags_of(res["experiment"])["team"] == "search"
+    assert mlflow.post("/experiments/delete-experiment-tag",
+                       {"experiment_id": exp_id, "key": "team"}) == (200, {})
+    _, res = mlflow.get("/experiments/get", experiment_id=exp_id)
+    assert "team" not in tags_of(res["experiment"])
+    assert_error(mlflow.post("/experiments/delete-experiment-tag",
+                             {"experiment_id": exp_id, "key": "team"}), 404, "RESOURCE_DOES_NOT_EXIST")
     assert mlflow.post("/experiments/update", {"experiment_id": exp_id, "new_name": "exp-b"}) == (200, {})
     _, res = mlflow.get("/experiments/get-by-name", experiment_name="exp-b")
     assert res["experiment"]["experiment_id"] == exp_id

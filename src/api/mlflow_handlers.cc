@@ -665,9 +665,9 @@ void Api::RegisterMlflowRoutes() {
     Args a(std::move(v));
     ASSIGN_OR_RETURN(std::string id, a.Str("experiment_id", true));
     ASSIGN_OR_RETURN(std::string key, a.Str("key", true));
-    RETURN_IF_ERROR(svc->GetExperiment(c.principal, c.project, id).status());
-    return UnimplementedError(
-        "experiments/delete-experiment-tag is not supported yet; set the tag to another value");
+    RETURN_IF_ERROR(svc->DeleteExperimentTag(c.principal, c.project, id, key));
+    WriteEmpty(c.res);
+    return OkStatus();
   });
 
   // ----- runs

@@ -861,6 +861,29 @@ Status TrackingService::SetExperimentTag(const tenancy::Principal& p, const std:
   });
 }
 
+Status TrackingService::DeleteExperimentTag(const tenancy::Principal& p, const std::string& project,
+                                            const std::string& experiment_id, const std::string& key) {
+  ASSIGN_OR_RETURN(tenancy::Project proj, impl_->Authorize(p, project, Role::kEditor));
+  ASSIGN_OR_RETURN(int64_t id, impl_->ResolveExperimentId(proj.id, experiment_id));
+  return store::RunInTx(impl_->store, TxMode::kWrite, [&](Tx& tx) -> Status {
+    ASSIGN_OR_RETURN(ResultSet rs, tx.Query("SELECT lifecycle FROM experiments WHERE id = ? AND "
+                                            "project_id = ?",
+                                            {id, proj.id}));
+    if (rs.empty()) return ExperimentNotFound(experiment_id);
+    if (AsText(rs.rows[0][0]) != "active") {
+      return InvalidArgumentError("the experiment must be in the 'active' state", "experiment_id");
+    }
+    ASSIGN_OR_RETURN(int64_t n, tx.Exec("DELETE FROM experiment_tags WHERE experiment_id = ? AND "
+                                        "key = ?",
+                                        {id, key}));
+    if (n == 0) {
+      return NotFoundError(
+          fmt::format("No tag with name: {} in experiment with id {}", key, experiment_id));
+    }
+    return OkStatus();
+  });
+}
+
 // ---------------------------------------------------------------- runs
 
 namespace {

@@ -151,6 +151,9 @@ class TrackingService {
                                 const std::string& experiment_id, Lifecycle lifecycle);
   Status SetExperimentTag(const tenancy::Principal& p, const std::string& project,
                           const std::string& experiment_id, const Tag& tag);
+  // NOT_FOUND when the experiment has no tag `key`.
+  Status DeleteExperimentTag(const tenancy::Principal& p, const std::string& project,
+                             const std::string& experiment_id, const std::string& key);
 
   // ---- runs
   StatusOr<Run> CreateRun(const tenancy::Principal& p, const std::string& project,

@@ -163,6 +163,9 @@ TEST_P(TrackingTest, RenameDeleteRestoreAndTags) {
   ASSERT_TRUE(svc_->SetExperimentTag(admin_, "ml", e.id, {"k", "v1"}).ok());
   ASSERT_TRUE(svc_->SetExperimentTag(admin_, "ml", e.id, {"k", "v2"}).ok());
   EXPECT_EQ(svc_->GetExperiment(admin_, "ml", e.id)->tags, (std::vector<Tag>{{"k", "v2"}}));
+  ASSERT_TRUE(svc_->DeleteExperimentTag(admin_, "ml", e.id, "k").ok());
+  EXPECT_TRUE(svc_->GetExperiment(admin_, "ml", e.id)->tags.empty());
+  EXPECT_EQ(svc_->DeleteExperimentTag(admin_, "ml", e.id, "k").code(), StatusCode::kNotFound);
 
   tracking::Run r = NewRun(e.id);
   ASSERT_TRUE(svc_->SetExperimentLifecycle(admin_, "ml", e.id, Lifecycle::kDeleted).ok());
