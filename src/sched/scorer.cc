@@ -198,55 +198,71 @@ class FragmentationCache {
   std::vector<std::pair<uint64_t, double>> cache_;
 };
 
+// What both FGD scorers share: the node's fragmentation before (cached per
+// node version) and after placing the task. For a fraction, every distinct
+// free level among the GPUs that fit is tried, in index order, and `better`
+// (after of the candidate, after of the best so far) decides which one is
+// taken; whole GPUs are packed. Returns F after the chosen placement.
+class FgdScorerBase : public Scorer {
+ protected:
+  explicit FgdScorerBase(std::vector<WorkloadClass> workload) : frag_(std::move(workload)) {}
+
+  template <typename Better>
+  double After(const ClusterState& state, int n, const Resources& r,
+               std::vector<GpuShare>* gpus, Better better) {
+    const int count = state.num_gpus(n);
+    const int32_t* free = state.gpu_free(n);
+    scratch_.assign(free, free + count);
+    const int64_t cpu = state.free_cpu(n) - r.cpu_milli;
+    const int64_t mem = state.free_mem(n) - r.memory_mib;
+    if (!IsFraction(r)) {
+      *gpus = PackGpus(state, n, r);
+      for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
+      return frag_.model().Of(cpu, mem, scratch_.data(), count);
+    }
+    int best = -1;
+    double best_after = 0;
+    for (int i = 0; i < count; ++i) {
+      if (free[i] < r.gpu_milli) continue;
+      bool seen = false;  // same free level as an earlier GPU: same result
+      for (int j = 0; j < i && !seen; ++j) seen = free[j] == free[i];
+      if (seen) continue;
+      scratch_[i] -= static_cast<int32_t>(r.gpu_milli);
+      const double after = frag_.model().Of(cpu, mem, scratch_.data(), count);
+      scratch_[i] += static_cast<int32_t>(r.gpu_milli);
+      if (best < 0 || better(after, best_after)) {
+        best = i;
+        best_after = after;
+      }
+    }
+    *gpus = {{best, r.gpu_milli}};
+    return best_after;
+  }
+
+  FragmentationCache frag_;
+
+ private:
+  std::vector<int32_t> scratch_;
+};
+
 // FGD: place the task where the node's fragmentation F_n(M) grows least.
-// Within a node, a fraction goes to the GPU whose exact ΔF is smallest
-// (every distinct free level among the fitting GPUs is tried). Across
-// nodes, ΔF is compared at the resolution of FgdNodeScore (the score of the
-// paper's implementation); nodes with the same score go to the better
+// Within a node, a fraction goes to the GPU whose exact ΔF is smallest.
+// Across nodes, ΔF is compared at the resolution of FgdNodeScore (the score
+// of the paper's implementation); nodes with the same score go to the better
 // bin-packing node, which also decides where ΔF is zero everywhere (e.g.
 // CPU-only tasks on CPU-only nodes).
-class FgdScorer : public Scorer {
+class FgdScorer : public FgdScorerBase {
  public:
-  explicit FgdScorer(std::vector<WorkloadClass> workload) : frag_(std::move(workload)) {}
+  explicit FgdScorer(std::vector<WorkloadClass> workload) : FgdScorerBase(std::move(workload)) {}
 
   double Score(const ClusterState& state, int n, const Resources& r,
                std::vector<GpuShare>* gpus) override {
-    const int count = state.num_gpus(n);
-    const int32_t* free = state.gpu_free(n);
-    double before = frag_.Before(state, n);
-    scratch_.assign(free, free + count);
-    int64_t cpu = state.free_cpu(n) - r.cpu_milli;
-    int64_t mem = state.free_mem(n) - r.memory_mib;
-    double best_after = 0;
-    if (IsFraction(r)) {
-      int best = -1;
-      for (int i = 0; i < count; ++i) {
-        if (free[i] < r.gpu_milli) continue;
-        bool seen = false;  // same free level as an earlier GPU: same result
-        for (int j = 0; j < i && !seen; ++j) seen = free[j] == free[i];
-        if (seen) continue;
-        scratch_[i] -= static_cast<int32_t>(r.gpu_milli);
-        double after = frag_.model().Of(cpu, mem, scratch_.data(), count);
-        scratch_[i] += static_cast<int32_t>(r.gpu_milli);
-        if (best < 0 || after < best_after) {
-          best = i;
-          best_after = after;
-        }
-      }
-      *gpus = {{best, r.gpu_milli}};
-    } else {
-      *gpus = PackGpus(state, n, r);
-      for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
-      best_after = frag_.model().Of(cpu, mem, scratch_.data(), count);
-    }
+    const double before = frag_.Before(state, n);
+    const double after = After(state, n, r, gpus, [](double a, double b) { return a < b; });
     // BinpackScore is in [0, 10], so the tie-break term stays below one
     // score level.
-    return FgdNodeScore(before - best_after) + 0.01 * BinpackScore(state, n, r);
+    return FgdNodeScore(before - after) + 0.01 * BinpackScore(state, n, r);
   }
-
- private:
-  FragmentationCache frag_;
-  std::vector<int32_t> scratch_;
 };
 
 // FGD as its artifact runs it (hkust-adsl/kubernetes-scheduler-simulator,
@@ -260,48 +276,21 @@ class FgdScorer : public Scorer {
 //  - nodes with the same integer score go to the smallest node name
 //    (ArtifactTieBreak, the artifact's kube-scheduler fork), not to the
 //    better bin-packing node.
-class ArtifactFgdScorer : public Scorer {
+class ArtifactFgdScorer : public FgdScorerBase {
  public:
-  explicit ArtifactFgdScorer(std::vector<WorkloadClass> typical) : frag_(std::move(typical)) {}
+  explicit ArtifactFgdScorer(std::vector<WorkloadClass> typical)
+      : FgdScorerBase(std::move(typical)) {}
 
   double Score(const ClusterState& state, int n, const Resources& r,
                std::vector<GpuShare>* gpus) override {
-    const int count = state.num_gpus(n);
-    const int32_t* free = state.gpu_free(n);
-    double before = frag_.Before(state, n);
-    scratch_.assign(free, free + count);
-    int64_t cpu = state.free_cpu(n) - r.cpu_milli;
-    int64_t mem = state.free_mem(n) - r.memory_mib;
-    double score = 0;
-    if (IsFraction(r)) {
-      int best = -1;
-      for (int i = 0; i < count; ++i) {
-        if (free[i] < r.gpu_milli) continue;
-        // A GPU at the same free level as an earlier one scores the same and
-        // is never preferred to it (strictly better wins).
-        bool seen = false;
-        for (int j = 0; j < i && !seen; ++j) seen = free[j] == free[i];
-        if (seen) continue;
-        scratch_[i] -= static_cast<int32_t>(r.gpu_milli);
-        double s = FgdNodeScore(before - frag_.model().Of(cpu, mem, scratch_.data(), count));
-        scratch_[i] += static_cast<int32_t>(r.gpu_milli);
-        if (best < 0 || s > score) {
-          best = i;
-          score = s;
-        }
-      }
-      *gpus = {{best, r.gpu_milli}};
-    } else {
-      *gpus = PackGpus(state, n, r);
-      for (const GpuShare& s : *gpus) scratch_[s.index] -= static_cast<int32_t>(s.milli);
-      score = FgdNodeScore(before - frag_.model().Of(cpu, mem, scratch_.data(), count));
-    }
-    return score + ArtifactTieBreak(state, n);
+    const double before = frag_.Before(state, n);
+    // A GPU scoring the same as an earlier one is never preferred to it
+    // (strictly better wins).
+    const double after = After(state, n, r, gpus, [before](double a, double b) {
+      return FgdNodeScore(before - a) > FgdNodeScore(before - b);
+    });
+    return FgdNodeScore(before - after) + ArtifactTieBreak(state, n);
   }
-
- private:
-  FragmentationCache frag_;
-  std::vector<int32_t> scratch_;
 };
 
 // The baselines as FGD's artifact scores them (hkust-adsl/kubernetes-
