@@ -63,7 +63,7 @@ struct JobRoutes {
   // log routes answer UNAVAILABLE).
   control::JobController* controller = nullptr;
   // Where uploaded code snapshots live ($LATHE_HOME/code): <digest>.tar.gz
-  // and the extracted <digest>/. "" disables PUT .../code and ?code=.
+  // and the extracted <digest>/. Required when `jobs` is set.
   std::string code_root;
 };
 

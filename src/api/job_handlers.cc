@@ -463,8 +463,6 @@ void Api::RegisterJobRoutes() {
 
   // ----- code snapshots
   Authed(Method::kPut, "/api/v1/projects/{project}/code", [this](Call& c) -> Status {
-    if (job_routes_.code_root.empty())
-      return UnimplementedError("this server keeps no code snapshots");
     RETURN_IF_ERROR(
         tenancy_.AuthorizeProject(*c.principal, c.req.PathParam("project"), tenancy::Role::kEditor)
             .status());
@@ -487,8 +485,6 @@ void Api::RegisterJobRoutes() {
     const std::string& project = c.req.PathParam("project");
     std::string code;
     if (c.req.QueryParam("code", &code)) {
-      if (job_routes_.code_root.empty())
-        return UnimplementedError("this server keeps no code snapshots");
       if (!IsDigest(code)) {
         return InvalidArgumentError(
             fmt::format("code: \"{}\" is not a snapshot digest (64 hex digits)", code), "code");
