@@ -88,7 +88,7 @@ void WriteTimeField(JsonWriter& w, std::string_view key, int64_t micros) {
 }
 
 Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
-         JobRoutes job_routes, tracking::TrackingService* tracking)
+         JobRoutes job_routes, TrackingRoutes tracking_routes)
     : store_(store),
       tenancy_(tenancy),
       metrics_(metrics),
@@ -99,7 +99,9 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
                                     "response ready.",
                                     {"method", "route"})),
       job_routes_(std::move(job_routes)),
-      tracking_(tracking) {
+      tracking_(tracking_routes.tracking),
+      registry_(tracking_routes.registry),
+      artifacts_(tracking_routes.artifacts) {
   metrics.AddGauge("lathe_build_info", "Build information.", {"version", "commit"})
       .With({LATHE_VERSION, LATHE_GIT_COMMIT})
       .Set(1);
@@ -127,6 +129,8 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
   if (tracking_ != nullptr) {
     RegisterTrackingRoutes();
     RegisterMlflowRoutes();
+    if (registry_ != nullptr) RegisterRegistryRoutes();
+    if (artifacts_ != nullptr) RegisterArtifactRoutes();
   }
 }
 

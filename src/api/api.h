@@ -28,6 +28,8 @@ class JobController;
 
 namespace lathe::tracking {
 class TrackingService;
+class RegistryService;
+class ArtifactStore;
 }  // namespace lathe::tracking
 
 namespace lathe::api {
@@ -68,6 +70,24 @@ struct JobRoutes {
 };
 
 class LogFollowers;
+class MlflowScopes;
+struct MlflowCall;
+
+// What the tracking, registry and artifact routes need. Each null service
+// leaves its routes out (tests of other layers).
+struct TrackingRoutes {
+  // The native tracking routes (tracking_handlers.cc) and the MLflow REST
+  // 2.0 tracking routes (mlflow_handlers.cc).
+  tracking::TrackingService* tracking = nullptr;
+  // Model registry: native (/api/v1/projects/{p}/models…) and MLflow
+  // (registered-models/…, model-versions/…) routes (registry_handlers.cc).
+  // Needs `tracking`.
+  tracking::RegistryService* registry = nullptr;
+  // Run artifacts: native (/api/v1/projects/{p}/runs/{run}/artifacts…), the
+  // MLflow artifacts/list RPC and the mlflow-artifacts proxy
+  // (artifact_handlers.cc). Needs `tracking`.
+  tracking::ArtifactStore* artifacts = nullptr;
+};
 
 class Api {
  public:
@@ -78,7 +98,7 @@ class Api {
   // and the MLflow REST 2.0 routes (mlflow_handlers.cc) are registered;
   // null leaves them out (tests of other layers).
   Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
-      JobRoutes job_routes = {}, tracking::TrackingService* tracking = nullptr);
+      JobRoutes job_routes = {}, TrackingRoutes tracking_routes = {});
   ~Api();
 
   // Serves one request. Thread-safe.
@@ -89,6 +109,11 @@ class Api {
   // Registers a route open to everyone (/healthz, /readyz, /metrics).
   void Public(http::Method method, std::string_view pattern, ApiHandler handler);
 
+  // For http::ServerOptions::spool_body: the upload limit for requests whose
+  // body is streamed to a file (artifact uploads), 0 for every other
+  // request (read into memory). Thread-safe.
+  uint64_t SpoolLimit(const http::Request& head) const;
+
   // While draining for shutdown, /readyz answers 503.
   void SetDraining(bool draining) { draining_.store(draining); }
 
@@ -98,6 +123,13 @@ class Api {
   void RegisterJobRoutes();
   void RegisterTrackingRoutes();
   void RegisterMlflowRoutes();
+  void RegisterRegistryRoutes();   // registry_handlers.cc
+  void RegisterArtifactRoutes();   // artifact_handlers.cc
+  // MLflow routes (mlflow_handlers.cc): authentication, project, errors.
+  void AddMlflow(http::Method method, std::string_view rpc,
+                 std::function<Status(MlflowCall&)> handler);
+  void AddMlflowRoute(http::Method method, std::string pattern,
+                      std::function<Status(MlflowCall&)> handler);
 
   store::Store& store_;
   tenancy::TenancyService& tenancy_;
@@ -108,6 +140,9 @@ class Api {
   std::atomic<bool> draining_{false};
   JobRoutes job_routes_;
   tracking::TrackingService* tracking_ = nullptr;
+  tracking::RegistryService* registry_ = nullptr;
+  tracking::ArtifactStore* artifacts_ = nullptr;
+  std::shared_ptr<MlflowScopes> mlflow_scopes_;
   std::unique_ptr<LogFollowers> log_followers_;
 };
 

@@ -24,6 +24,7 @@
 #include <fmt/core.h>
 
 #include "api/api.h"
+#include "api/mlflow_call.h"
 #include "api/mlflow_errors.h"
 #include "api/tracking_codec.h"
 #include "base/build_info.h"
@@ -52,17 +53,6 @@ constexpr int64_t kMaxHistoryPage = 25'000;
 constexpr int64_t kDefaultIntervalPoints = 320;
 constexpr int64_t kMaxIntervalPoints = 2'500;
 constexpr size_t kMaxIntervalRuns = 100;
-
-// ---- one call
-
-struct MlflowCall {
-  http::Request& req;
-  http::Response& res;
-  const tenancy::Principal& principal;
-  const std::string& project;
-};
-
-using MlflowHandler = std::function<Status(MlflowCall&)>;
 
 // ---- authentication and project
 
@@ -108,7 +98,9 @@ StatusOr<std::string> MlflowToken(const http::Request& req) {
 
 // Names of the projects that scoped tokens reach, by project id (names
 // never change; a deleted project's scoped tokens stop authenticating).
-class ScopeNames {
+}  // namespace
+
+class MlflowScopes {
  public:
   StatusOr<std::string> Get(tenancy::TenancyService& tenancy, const tenancy::Principal& p) {
     {
@@ -130,150 +122,7 @@ class ScopeNames {
   std::unordered_map<std::string, std::string> names_;  // guarded by mu_
 };
 
-constexpr std::string_view kDefaultProject = "default";
-
-// ---- arguments
-
-Status Missing(std::string_view key) {
-  return InvalidArgumentError(
-      fmt::format("Missing value for required parameter '{}'. See the API docs for more "
-                  "information about request parameters.",
-                  key),
-      std::string(key));
-}
-
-// A request's arguments as one JSON object: the query string of a GET
-// (repeated keys become arrays, every value a string), else the JSON body
-// (a JSON string holding JSON is unwrapped; an empty body is {}).
-StatusOr<JsonValue> ParseArgs(const http::Request& req) {
-  if (req.method == Method::kGet || req.method == Method::kHead) {
-    std::vector<JsonValue::Member> members;
-    std::string_view rest = req.query;
-    while (!rest.empty()) {
-      size_t amp = rest.find('&');
-      std::string_view pair = rest.substr(0, amp);
-      rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-      if (pair.empty()) continue;
-      size_t eq = pair.find('=');
-      std::string key, value;
-      if (!http::PercentDecode(pair.substr(0, eq), &key, true)) continue;
-      std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-      if (!http::PercentDecode(raw, &value, true)) value.assign(raw);
-      JsonValue v = JsonValue::MakeString(std::move(value));
-      auto it = std::find_if(members.begin(), members.end(),
-                             [&](const JsonValue::Member& m) { return m.first == key; });
-      if (it == members.end()) {
-        members.emplace_back(std::move(key), std::move(v));
-      } else {
-        std::vector<JsonValue> items =
-            it->second.is_array() ? it->second.items() : std::vector<JsonValue>{it->second};
-        items.push_back(std::move(v));
-        it->second = JsonValue::MakeArray(std::move(items));
-      }
-    }
-    return JsonValue::MakeObject(std::move(members));
-  }
-  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return JsonValue::MakeObject({});
-  ASSIGN_OR_RETURN(JsonValue v, ParseJson(req.body));
-  if (v.is_string()) {
-    ASSIGN_OR_RETURN(v, ParseJson(v.as_string()));
-  }
-  if (!v.is_object()) {
-    return InvalidArgumentError(
-        fmt::format("body: expected a JSON object, got {}", JsonTypeName(v.type())), "body");
-  }
-  return v;
-}
-
-// Lenient readers over the arguments: MLflow clients send int64 as numbers
-// or strings, and GET arguments are all strings. Unknown keys are ignored.
-class Args {
- public:
-  explicit Args(JsonValue v) : v_(std::move(v)) {}
-
-  StatusOr<std::string> Str(std::string_view key, bool required = false) const {
-    const JsonValue* x = v_.Find(key);
-    if (x == nullptr || x->is_null()) {
-      if (required) return Missing(key);
-      return std::string();
-    }
-    if (x->is_string()) {
-      if (required && x->as_string().empty()) return Missing(key);
-      return x->as_string();
-    }
-    if (x->type() == JsonValue::Type::kInt) return std::to_string(x->as_int());
-    return TypeError(key, "a string", *x);
-  }
-
-  StatusOr<std::optional<int64_t>> Int(std::string_view key) const {
-    const JsonValue* x = v_.Find(key);
-    if (x == nullptr || x->is_null()) return std::optional<int64_t>();
-    if (x->type() == JsonValue::Type::kInt) return std::optional<int64_t>(x->as_int());
-    if (x->is_string() && !x->as_string().empty()) {
-      char* end = nullptr;
-      errno = 0;
-      long long v = std::strtoll(x->as_string().c_str(), &end, 10);
-      if (*end == '\0' && errno == 0) return std::optional<int64_t>(v);
-    }
-    if (x->is_string() && x->as_string().empty()) return std::optional<int64_t>();
-    return TypeError(key, "an integer", *x);
-  }
-
-  StatusOr<std::vector<std::string>> List(std::string_view key) const {
-    std::vector<std::string> out;
-    const JsonValue* x = v_.Find(key);
-    if (x == nullptr || x->is_null()) return out;
-    if (x->is_string()) {
-      out.push_back(x->as_string());
-      return out;
-    }
-    if (!x->is_array()) return TypeError(key, "an array of strings", *x);
-    for (const JsonValue& item : x->items()) {
-      if (!item.is_string()) return TypeError(key, "an array of strings", *x);
-      out.push_back(item.as_string());
-    }
-    return out;
-  }
-
-  StatusOr<std::vector<tracking::Tag>> Tags(std::string_view key) const {
-    std::vector<tracking::Tag> out;
-    const JsonValue* x = v_.Find(key);
-    if (x == nullptr || x->is_null()) return out;
-    if (!x->is_array()) return TypeError(key, "an array of {key, value}", *x);
-    for (size_t i = 0; i < x->items().size(); ++i) {
-      const JsonValue& item = x->items()[i];
-      const JsonValue* k = item.Find("key");
-      const JsonValue* v = item.Find("value");
-      if (!item.is_object() || k == nullptr || !k->is_string() ||
-          (v != nullptr && !v->is_null() && !v->is_string())) {
-        std::string field = fmt::format("{}[{}]", key, i);
-        return InvalidArgumentError(
-            fmt::format("{}: expected {{\"key\": string, \"value\": string}}", field), field);
-      }
-      out.push_back({k->as_string(), v != nullptr && v->is_string() ? v->as_string() : ""});
-    }
-    return out;
-  }
-
-  // run_id, else the deprecated run_uuid; required.
-  StatusOr<std::string> RunId() const {
-    ASSIGN_OR_RETURN(std::string id, Str("run_id"));
-    if (id.empty()) {
-      ASSIGN_OR_RETURN(id, Str("run_uuid"));
-    }
-    if (id.empty()) return Missing("run_id");
-    return id;
-  }
-
- private:
-  static Status TypeError(std::string_view key, std::string_view want, const JsonValue& got) {
-    return InvalidArgumentError(
-        fmt::format("Invalid value for parameter '{}': expected {}, got {}", key, want,
-                    JsonTypeName(got.type())),
-        std::string(key));
-  }
-  JsonValue v_;
-};
+namespace {
 
 StatusOr<tracking::ViewType> ParseViewType(std::string_view s, std::string_view field) {
   if (s.empty() || s == "ACTIVE_ONLY" || s == "1") return tracking::ViewType::kActiveOnly;
@@ -286,34 +135,7 @@ StatusOr<tracking::ViewType> ParseViewType(std::string_view s, std::string_view 
       std::string(field));
 }
 
-StatusOr<int64_t> InRange(std::optional<int64_t> v, int64_t fallback, std::string_view field,
-                          int64_t min, int64_t max) {
-  if (!v) return fallback;
-  if (*v < min || *v > max) {
-    return InvalidArgumentError(
-        fmt::format("Invalid value {} for parameter '{}' supplied: it must be between {} and {}",
-                    *v, field, min, max),
-        std::string(field));
-  }
-  return *v;
-}
-
 // ---- encoding (MLflow leaves empty fields out)
-
-void WriteEmpty(http::Response& res) {
-  res.status = 200;
-  res.content_type = "application/json";
-  res.body = "{}";
-}
-
-void EncodeKeyValues(JsonWriter& w, std::string_view key, const std::vector<tracking::Tag>& tags) {
-  if (tags.empty()) return;
-  w.Key(key).BeginArray();
-  for (const tracking::Tag& t : tags) {
-    w.BeginObject().Field("key", t.key).Field("value", t.value).EndObject();
-  }
-  w.EndArray();
-}
 
 void EncodeExperiment(JsonWriter& w, const Experiment& e) {
   w.BeginObject()
@@ -363,10 +185,6 @@ void EncodeRun(JsonWriter& w, const Run& r) {
   w.EndObject().Key("inputs").BeginObject().EndObject().EndObject();
 }
 
-void WriteNextPageToken(JsonWriter& w, const std::string& token) {
-  if (!token.empty()) w.Field("next_page_token", token);
-}
-
 // ---- experiments/search filter: the `name` attribute only
 // (`name = 'x'`, `name != 'x'`, `name LIKE 'x%'`, `name ILIKE '%X%'`,
 // conditions joined by AND; `attribute.`/`attributes.` prefixes allowed).
@@ -375,34 +193,6 @@ struct NameCondition {
   std::string op;  // "=", "!=", "LIKE", "ILIKE"
   std::string value;
 };
-
-std::string Lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
-
-bool LikeMatch(std::string_view s, std::string_view pat) {
-  // % = any run, _ = one character; iterative with backtracking on %.
-  size_t si = 0, pi = 0, star = std::string_view::npos, mark = 0;
-  while (si < s.size()) {
-    if (pi < pat.size() && (pat[pi] == '_' || pat[pi] == s[si])) {
-      ++si;
-      ++pi;
-    } else if (pi < pat.size() && pat[pi] == '%') {
-      star = pi++;
-      mark = si;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < pat.size() && pat[pi] == '%') ++pi;
-  return pi == pat.size();
-}
 
 StatusOr<std::vector<NameCondition>> ParseNameFilter(std::string_view filter) {
   std::vector<NameCondition> out;
@@ -490,47 +280,55 @@ StatusOr<std::string> AppendModelHistory(const std::string& history, const std::
 
 }  // namespace
 
+// Registers `rpc` under both MLflow prefixes (/api/2.0/mlflow and
+// /ajax-api/2.0/mlflow) behind MLflow authentication and project resolution.
+void Api::AddMlflow(Method method, std::string_view rpc, MlflowHandler handler) {
+  AddMlflowRoute(method, fmt::format("/api/2.0/mlflow{}", rpc), handler);
+  AddMlflowRoute(method, fmt::format("/ajax-api/2.0/mlflow{}", rpc), std::move(handler));
+}
+
+void Api::AddMlflowRoute(Method method, std::string pattern, MlflowHandler handler) {
+  if (mlflow_scopes_ == nullptr) mlflow_scopes_ = std::make_shared<MlflowScopes>();
+  http::Handler h = [this, scopes = mlflow_scopes_, handler = std::move(handler)](http::Request& req,
+                                                                  http::Response& res) {
+    auto token = MlflowToken(req);
+    if (!token.ok()) return WriteMlflowError(token.status(), req.request_id, res);
+    auto principal = tenancy_.Authenticate(*token);
+    if (!principal.ok()) return WriteMlflowError(principal.status(), req.request_id, res);
+    req.user = principal->user_name;
+    std::string project;
+    if (principal->scoped()) {
+      auto name = scopes->Get(tenancy_, *principal);
+      if (!name.ok()) return WriteMlflowError(name.status(), req.request_id, res);
+      project = std::move(*name);
+    } else {
+      project = std::string(req.Header("x-lathe-project"));
+      if (project.empty()) project = std::string(kDefaultProject);
+    }
+    MlflowCall call{req, res, *principal, project};
+    Status st = handler(call);
+    if (st.ok()) return;
+    if (st.code() == StatusCode::kNotFound && !principal->scoped()) {
+      // Say so when it is the project, not the resource, that is missing.
+      auto proj = tenancy_.AuthorizeProject(*principal, project, tenancy::Role::kViewer);
+      if (!proj.ok() && proj.status().code() == StatusCode::kNotFound) {
+        st = NotFoundError(fmt::format(
+            "project \"{}\" does not exist or is not yours. MLflow calls act in the project "
+            "of a project-scoped token (MLFLOW_TRACKING_TOKEN), else in the project named by "
+            "the X-Lathe-Project header, else in the project \"default\": create it (lathe "
+            "project create default) or choose another",
+            project));
+      }
+    }
+    WriteMlflowError(st, req.request_id, res);
+  };
+  router_.Add(method, pattern, std::move(h));
+}
+
 void Api::RegisterMlflowRoutes() {
   TrackingService* svc = tracking_;
-  auto scopes = std::make_shared<ScopeNames>();
-
-  // Registers `rpc` under both MLflow prefixes.
-  auto add = [this, scopes](Method method, std::string_view rpc, MlflowHandler handler) {
-    http::Handler h = [this, scopes, handler = std::move(handler)](http::Request& req,
-                                                                    http::Response& res) {
-      auto token = MlflowToken(req);
-      if (!token.ok()) return WriteMlflowError(token.status(), req.request_id, res);
-      auto principal = tenancy_.Authenticate(*token);
-      if (!principal.ok()) return WriteMlflowError(principal.status(), req.request_id, res);
-      req.user = principal->user_name;
-      std::string project;
-      if (principal->scoped()) {
-        auto name = scopes->Get(tenancy_, *principal);
-        if (!name.ok()) return WriteMlflowError(name.status(), req.request_id, res);
-        project = std::move(*name);
-      } else {
-        project = std::string(req.Header("x-lathe-project"));
-        if (project.empty()) project = std::string(kDefaultProject);
-      }
-      MlflowCall call{req, res, *principal, project};
-      Status st = handler(call);
-      if (st.ok()) return;
-      if (st.code() == StatusCode::kNotFound && !principal->scoped()) {
-        // Say so when it is the project, not the resource, that is missing.
-        auto proj = tenancy_.AuthorizeProject(*principal, project, tenancy::Role::kViewer);
-        if (!proj.ok() && proj.status().code() == StatusCode::kNotFound) {
-          st = NotFoundError(fmt::format(
-              "project \"{}\" does not exist or is not yours. MLflow calls act in the project "
-              "of a project-scoped token (MLFLOW_TRACKING_TOKEN), else in the project named by "
-              "the X-Lathe-Project header, else in the project \"default\": create it (lathe "
-              "project create default) or choose another",
-              project));
-        }
-      }
-      WriteMlflowError(st, req.request_id, res);
-    };
-    router_.Add(method, fmt::format("/api/2.0/mlflow{}", rpc), h);
-    router_.Add(method, fmt::format("/ajax-api/2.0/mlflow{}", rpc), h);
+  auto add = [this](Method method, std::string_view rpc, MlflowHandler handler) {
+    AddMlflow(method, rpc, std::move(handler));
   };
 
   // ----- plain routes

@@ -176,7 +176,7 @@ int RunServer(const ServerConfig& config) {
   }
   control::JobController controller(**store, tenancy, *executor, SystemClock(), copts);
 
-  api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root}, &tracking);
+  api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root}, {&tracking});
 
   http::ServerOptions opts;
   opts.host = config.host();

@@ -27,6 +27,13 @@ struct Request {
   std::string query;   // raw query string without '?': "limit=10"
   Headers headers;     // names lower-cased
   std::string body;
+  // Set instead of `body` when the server streamed the body to a file
+  // (ServerOptions::spool_body): a temporary file in ServerOptions::spool_dir
+  // holding exactly the body, which the handler may rename elsewhere (same
+  // file system) to keep it. The server deletes it after the handler
+  // returns if it is still there. `body` stays empty.
+  std::string body_file;
+  uint64_t body_file_size = 0;
   std::string remote_addr;  // "127.0.0.1:51234"
 
   // Filled by the router: values of "{name}" segments, and the matched
@@ -51,6 +58,11 @@ struct Response {
   std::string content_type = "application/json";
   Headers headers;  // extra headers; Content-Length/Type are set by the server
   std::string body;
+  // When set (and `sse` is not), the body is this file's contents, sent in
+  // chunks as the socket drains (never read whole): Content-Length is the
+  // file's size when the server opens it; `body` is ignored. A file that
+  // cannot be opened is answered 404 with a JSON error.
+  std::string body_file;
   // When set, the server sends the headers, then streams events from it as
   // text/event-stream until either side closes (see sse.h). `body` is ignored.
   std::shared_ptr<SseStream> sse;

@@ -54,6 +54,15 @@ struct ServerOptions {
   int idle_timeout_ms = 60'000;  // between keep-alive requests
   int shutdown_grace_ms = 10'000;
   int sse_heartbeat_ms = 15'000;
+  // Streaming request bodies. Called once a request's header is read (with
+  // method, target, path, query and headers set; no body): 0 means "read the
+  // body into Request::body" under max_body_bytes; N > 0 means "stream the
+  // body to a temporary file in spool_dir" (Request::body_file), up to N
+  // bytes: a larger body is answered 413 before or while it arrives and the
+  // partial file is removed. Must be thread-safe and cheap (it runs on the I/O
+  // thread). spool_dir must exist; files are created there with mode 0600.
+  std::function<uint64_t(const Request& head)> spool_body;
+  std::string spool_dir;
 };
 
 class Server {

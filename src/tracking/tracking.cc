@@ -962,6 +962,19 @@ StatusOr<Run> TrackingService::GetRun(const tenancy::Principal& p, const std::st
   return std::move(runs[0]);
 }
 
+StatusOr<RunInfo> TrackingService::AuthorizeRun(const tenancy::Principal& p,
+                                                const std::string& project,
+                                                const std::string& run_id, tenancy::Role min) {
+  ASSIGN_OR_RETURN(tenancy::Project proj, impl_->Authorize(p, project, min));
+  RunInfo info;
+  RETURN_IF_ERROR(store::RunInTx(impl_->store, TxMode::kRead, [&](Tx& tx) -> Status {
+    ASSIGN_OR_RETURN(info, impl_->LoadRunInfo(tx, proj.id, run_id));
+    return OkStatus();
+  }));
+  if (min >= Role::kEditor) RETURN_IF_ERROR(impl_->RequireActive(info));
+  return info;
+}
+
 StatusOr<RunInfo> TrackingService::UpdateRun(const tenancy::Principal& p, const std::string& project,
                                              const std::string& run_id,
                                              std::optional<RunStatus> status,

@@ -160,6 +160,11 @@ class TrackingService {
                           const CreateRun& req);
   StatusOr<Run> GetRun(const tenancy::Principal& p, const std::string& project,
                        const std::string& run_id);
+  // The run's info when the caller holds at least `min` on the project
+  // (kViewer to read, kEditor to write, e.g. its artifacts); for kEditor the
+  // run must also be active. NOT_FOUND / PERMISSION_DENIED otherwise.
+  StatusOr<RunInfo> AuthorizeRun(const tenancy::Principal& p, const std::string& project,
+                                 const std::string& run_id, tenancy::Role min);
   // Fields left unset are not changed.
   StatusOr<RunInfo> UpdateRun(const tenancy::Principal& p, const std::string& project,
                               const std::string& run_id, std::optional<RunStatus> status,

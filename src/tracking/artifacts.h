@@ -1,0 +1,99 @@
+// Run artifacts on the local file system (issue 5): files under
+//   <root>/<experiment_id>/<run_id>/artifacts/<relative path>
+// where root is $LATHE_HOME/artifacts (config artifacts.root). The MLflow
+// proxy (/api/2.0/mlflow-artifacts/artifacts/<exp>/<run>/artifacts/<path>)
+// and the native API (/api/v1/projects/{p}/runs/{run}/artifacts/<path>)
+// both land here after the caller's access to the run was checked
+// (TrackingService::AuthorizeRun). docs/tracking.md#artifacts.
+//
+// Nothing is ever buffered whole: uploads arrive as a file the HTTP server
+// spooled (http::Request::body_file) in spool_dir(), which is on the same
+// file system as the root, and are renamed into place; downloads are served
+// from the file (http::Response::body_file).
+//
+// Safety. Every relative path goes through CleanPath: no empty path, no
+// absolute path, no "." or ".." segment, no empty segment ("a//b"), no
+// backslash, no NUL or other control character, at most max_path_bytes.
+// Paths reach CleanPath already percent-decoded once, so "%2e%2e" is ".."
+// and is refused; a literal '%' is an ordinary character. Below the root no
+// symbolic link is followed: every directory and the final file are opened
+// with O_NOFOLLOW relative to their parent (openat), so a link planted in the
+// tree cannot lead reads or writes outside it.
+//
+// Durability: Put fsyncs the file, renames it into place and fsyncs the
+// directory, so an acknowledged upload survives a crash. Replacing an
+// existing file is atomic (readers see the old or the new file, never a mix).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace lathe::tracking {
+
+struct ArtifactOptions {
+  std::string root;                        // required; created if missing
+  uint64_t max_file_bytes = 5ull << 30;    // one upload (config artifacts.max_file_bytes)
+  size_t max_path_bytes = 1024;            // a relative path
+};
+
+struct FileInfo {
+  std::string path;      // relative to the listed directory's run root, as MLflow lists it
+  bool is_dir = false;
+  uint64_t file_size = 0;  // 0 for directories
+};
+
+// The run an artifact path belongs to.
+struct ArtifactRun {
+  std::string experiment_id;
+  std::string run_id;
+};
+
+class ArtifactStore {
+ public:
+  explicit ArtifactStore(ArtifactOptions options);
+
+  // Creates root and spool_dir. Call once before use.
+  Status Init();
+
+  const ArtifactOptions& options() const { return options_; }
+  // Where the HTTP server spools upload bodies (<root>/.spool).
+  std::string spool_dir() const;
+
+  // Validates `path` (see Safety above) and returns it normalised (a single
+  // trailing '/' dropped). INVALID_ARGUMENT naming `field` and the offending
+  // segment or byte otherwise. With allow_empty, "" means the run's root.
+  static StatusOr<std::string> CleanPath(std::string_view path, std::string_view field,
+                                         bool allow_empty = false);
+
+  // Moves `spooled_file` (a file in spool_dir()) to `path` in the run,
+  // creating parent directories. INVALID_ARGUMENT when a parent is an
+  // existing file or the target is a directory; FAILED_PRECONDITION when a
+  // component is a symbolic link. The spooled file is consumed on success.
+  Status Put(const ArtifactRun& run, std::string_view path, const std::string& spooled_file);
+
+  // Opens `path` for reading; returns a path the HTTP server can open (for
+  // Response::body_file) after checking, component by component without
+  // following links, that it is a regular file under the run. NOT_FOUND when
+  // absent or a directory.
+  StatusOr<std::string> ResolveFile(const ArtifactRun& run, std::string_view path) const;
+
+  // Lists the directory `path` ("" = the run's root): its direct entries,
+  // ordered by name, each FileInfo::path being `path`/<name> (MLflow's
+  // convention: relative to the run's artifact root). An absent run
+  // directory lists empty; `path` naming a file lists empty too (as MLflow
+  // does). Symbolic links are not listed.
+  StatusOr<std::vector<FileInfo>> List(const ArtifactRun& run, std::string_view path) const;
+
+  // Deletes a file, or a directory with everything under it. NOT_FOUND when
+  // absent.
+  Status Delete(const ArtifactRun& run, std::string_view path);
+
+ private:
+  ArtifactOptions options_;
+};
+
+}  // namespace lathe::tracking
