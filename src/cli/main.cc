@@ -10,6 +10,7 @@
 #include "base/build_info.h"
 #include "cli/commands.h"
 #include "cli/job_commands.h"
+#include "cli/model_commands.h"
 #include "cli/server_command.h"
 #include "cli/server_config.h"
 #include "cli/sim_command.h"
@@ -344,6 +345,18 @@ int Main(int argc, char** argv) {
   r_compare->callback(
       [&] { run(RunCompare(client, t_project, run_refs, run_metrics, std::cout)); });
 
+  CLI::App* r_artifacts = runs_cmd->add_subcommand("artifacts", "List a run's artifacts");
+  std::string artifact_path;
+  bool artifacts_recursive = false;
+  r_artifacts->add_option("run", run_ref, "Run id or name")->required();
+  r_artifacts->add_option("path", artifact_path,
+                          "A directory of the run's artifacts (default: the root)");
+  r_artifacts->add_flag("-r,--recursive", artifacts_recursive, "List subdirectories too");
+  add_tracking_project(r_artifacts);
+  r_artifacts->callback([&] {
+    run(RunArtifacts(client, t_project, run_ref, artifact_path, artifacts_recursive, std::cout));
+  });
+
   CLI::App* metrics_cmd =
       app.add_subcommand("metrics", "A run's metric as a sparkline with min, max, last and count");
   std::string metric_key;
@@ -357,6 +370,102 @@ int Main(int argc, char** argv) {
   add_tracking_project(metrics_cmd);
   metrics_cmd->callback(
       [&] { run(MetricsShow(client, t_project, run_ref, metric_key, max_points, std::cout)); });
+
+  // ---- model registry
+  CLI::App* model = app.add_subcommand("model", "Manage registered models, versions and aliases");
+  model->require_subcommand(1);
+  std::string model_name, model_version, model_alias, model_stage, model_description;
+  std::vector<std::string> model_tags;
+  auto add_model_arg = [&model_name](CLI::App* cmd) {
+    cmd->add_option("name", model_name, "Registered model name")->required();
+  };
+  ModelListOptions model_list;
+  CLI::App* md_ls = model->add_subcommand("ls", "List a project's registered models");
+  add_tracking_project(md_ls);
+  md_ls->add_option("--filter", model_list.filter,
+                   "Registry filter: \"name LIKE 'fraud%'\", \"tags.team = 'cv'\"");
+  md_ls->add_option("--order-by", model_list.order_by,
+                   "Sort key: name, last_updated_timestamp DESC, creation_timestamp");
+  AddListFlags(md_ls, &list);
+  md_ls->callback([&] {
+    model_list.project = t_project;
+    run(ModelList(client, model_list, list, std::cout));
+  });
+  CLI::App* md_create = model->add_subcommand("create", "Create a registered model");
+  add_model_arg(md_create);
+  md_create->add_option("--description", model_description, "What the model is for");
+  repeatable(md_create->add_option("--tag", model_tags, "A tag as KEY=VALUE (repeatable)"));
+  add_tracking_project(md_create);
+  md_create->callback([&] {
+    run(ModelCreate(client, t_project, model_name, model_description, model_tags, std::cout));
+  });
+  CLI::App* md_show =
+      model->add_subcommand("show", "Show a model: description, tags, aliases, latest versions");
+  add_model_arg(md_show);
+  add_tracking_project(md_show);
+  md_show->callback([&] { run(ModelShow(client, t_project, model_name, std::cout)); });
+  CLI::App* md_versions =
+      model->add_subcommand("versions", "List a model's versions, newest first");
+  add_model_arg(md_versions);
+  add_tracking_project(md_versions);
+  AddListFlags(md_versions, &list);
+  md_versions->callback(
+      [&] { run(ModelVersions(client, t_project, model_name, list, std::cout)); });
+  CLI::App* md_version =
+      model->add_subcommand("version", "Show one version with its lineage (run, job, code)");
+  add_model_arg(md_version);
+  md_version->add_option("version", model_version, "Version number")->required();
+  add_tracking_project(md_version);
+  md_version->callback(
+      [&] { run(ModelVersionShow(client, t_project, model_name, model_version, std::cout)); });
+  bool alias_delete = false;
+  CLI::App* md_alias = model->add_subcommand(
+      "alias", "Point an alias at a version, delete it (--delete), or show where it points");
+  add_model_arg(md_alias);
+  md_alias->add_option("alias", model_alias, "Alias name, e.g. champion")->required();
+  md_alias->add_option("version", model_version, "Version number to point the alias at");
+  md_alias->add_flag("--delete", alias_delete, "Delete the alias");
+  add_tracking_project(md_alias);
+  md_alias->callback([&] {
+    run(ModelAlias(client, t_project, model_name, model_alias, model_version, alias_delete,
+                   std::cout));
+  });
+  ModelRegisterOptions reg;
+  CLI::App* md_register = model->add_subcommand(
+      "register", "Register a new version (creating the model if it does not exist)");
+  add_model_arg(md_register);
+  md_register
+      ->add_option("--source", reg.source,
+                   "Where the model's files are: runs:/RUN_ID/PATH, mlflow-artifacts:/…, any URI")
+      ->required();
+  md_register->add_option("--run", reg.run, "Link the version to this run (id or name)");
+  md_register->add_option("--description", reg.description, "Description of the version");
+  repeatable(md_register->add_option("--tag", reg.tags, "A version tag as KEY=VALUE (repeatable)"));
+  add_tracking_project(md_register);
+  md_register->callback([&] {
+    reg.project = t_project;
+    reg.name = model_name;
+    run(ModelRegister(client, reg, std::cout));
+  });
+  bool archive_existing = false;
+  CLI::App* md_stage = model->add_subcommand("stage", "Move a version to a stage");
+  add_model_arg(md_stage);
+  md_stage->add_option("version", model_version, "Version number")->required();
+  md_stage->add_option("stage", model_stage, "None, Staging, Production or Archived")->required();
+  md_stage->add_flag("--archive-existing", archive_existing,
+                    "Archive the model's other versions in that stage");
+  add_tracking_project(md_stage);
+  md_stage->callback([&] {
+    run(ModelStage(client, t_project, model_name, model_version, model_stage, archive_existing,
+                   std::cout));
+  });
+  CLI::App* md_rm =
+      model->add_subcommand("rm", "Delete a version, or the model with all its versions");
+  add_model_arg(md_rm);
+  md_rm->add_option("version", model_version, "Version number (default: the whole model)");
+  add_tracking_project(md_rm);
+  md_rm->callback(
+      [&] { run(ModelRemove(client, t_project, model_name, model_version, std::cout)); });
 
   // ---- shim (started by the local executor, not by people: hidden)
   CLI::App* shim = app.add_subcommand("shim", "Supervise one task of the local executor");

@@ -24,14 +24,6 @@ std::string Text(const JsonValue& object, const std::string& field) {
   return v != nullptr && v->is_string() ? v->as_string() : "";
 }
 
-StatusOr<std::string> ResolveProject(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = Env("LATHE_PROJECT")) return std::string(env);
-  return InvalidArgumentError("--project: required (or set LATHE_PROJECT)", "project");
-}
-
-std::string ProjectPath(const std::string& project) { return "/api/v1/projects/" + Seg(project); }
-
 StatusOr<std::string> ViewParam(const std::string& view) {
   if (view.empty() || view == "active") return std::string("active");
   if (view == "deleted" || view == "all") return view;
@@ -106,27 +98,6 @@ StatusOr<JsonValue> SearchPage(Session& s, const std::string& project, const Run
   return s.api->Call(Method::kPost, ProjectPath(project) + "/runs:search", body);
 }
 
-// The run named by `ref`: GET by id, or a search by exact name.
-StatusOr<JsonValue> FindRun(Session& s, const std::string& project, const std::string& ref) {
-  if (IsRunId(ref)) return s.api->Call(Method::kGet, ProjectPath(project) + "/runs/" + Seg(ref));
-  if (ref.find('\'') != std::string::npos) {
-    return InvalidArgumentError(
-        fmt::format("run \"{}\": give its id (names with ' are not searchable)", ref), "run");
-  }
-  RunListOptions by_name;
-  by_name.filter = "attributes.run_name = '" + ref + "'";
-  ASSIGN_OR_RETURN(JsonValue page, SearchPage(s, project, by_name, "active", 2, ""));
-  const JsonValue* runs = page.Find("runs");
-  if (runs == nullptr || !runs->is_array() || runs->items().empty()) {
-    return NotFoundError(fmt::format("run \"{}\" not found in project \"{}\"", ref, project));
-  }
-  if (runs->items().size() > 1) {
-    return FailedPreconditionError(
-        fmt::format("several runs are named \"{}\": give a run id (lathe run ls)", ref), "run");
-  }
-  return runs->items()[0];
-}
-
 // "metrics.loss", "params.lr", "tags.team" named in a filter or order-by.
 std::vector<std::string> NamedKeys(const RunListOptions& r) {
   std::vector<std::string> keys;
@@ -191,6 +162,47 @@ JsonValue RunRow(const JsonValue& run, const std::vector<std::string>& extra) {
 
 }  // namespace
 
+StatusOr<std::string> ResolveProject(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = Env("LATHE_PROJECT")) return std::string(env);
+  return InvalidArgumentError("--project: required (or set LATHE_PROJECT)", "project");
+}
+
+std::string ProjectPath(const std::string& project) { return "/api/v1/projects/" + Seg(project); }
+
+StatusOr<JsonValue> FindRun(Session& s, const std::string& project, const std::string& ref) {
+  if (IsRunId(ref)) return s.api->Call(Method::kGet, ProjectPath(project) + "/runs/" + Seg(ref));
+  if (ref.find('\'') != std::string::npos) {
+    return InvalidArgumentError(
+        fmt::format("run \"{}\": give its id (names with ' are not searchable)", ref), "run");
+  }
+  RunListOptions by_name;
+  by_name.filter = "attributes.run_name = '" + ref + "'";
+  ASSIGN_OR_RETURN(JsonValue page, SearchPage(s, project, by_name, "active", 2, ""));
+  const JsonValue* runs = page.Find("runs");
+  if (runs == nullptr || !runs->is_array() || runs->items().empty()) {
+    return NotFoundError(fmt::format("run \"{}\" not found in project \"{}\"", ref, project));
+  }
+  if (runs->items().size() > 1) {
+    return FailedPreconditionError(
+        fmt::format("several runs are named \"{}\": give a run id (lathe run ls)", ref), "run");
+  }
+  return runs->items()[0];
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseTagFlags(
+    const std::vector<std::string>& tags) {
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (const std::string& t : tags) {
+    size_t eq = t.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgumentError(fmt::format("--tag: \"{}\" is not KEY=VALUE", t), "tag");
+    }
+    kv.emplace_back(t.substr(0, eq), t.substr(eq + 1));
+  }
+  return kv;
+}
+
 // ---- experiments
 
 Status ExperimentList(const ClientOptions& o, const std::string& project_flag,
@@ -211,14 +223,7 @@ Status ExperimentCreate(const ClientOptions& o, const std::string& project_flag,
                         const std::string& name, const std::vector<std::string>& tags,
                         std::ostream& out) {
   ASSIGN_OR_RETURN(std::string project, ResolveProject(project_flag));
-  std::vector<std::pair<std::string, std::string>> kv;
-  for (const std::string& t : tags) {
-    size_t eq = t.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return InvalidArgumentError(fmt::format("--tag: \"{}\" is not KEY=VALUE", t), "tag");
-    }
-    kv.emplace_back(t.substr(0, eq), t.substr(eq + 1));
-  }
+  ASSIGN_OR_RETURN(auto kv, ParseTagFlags(tags));
   ASSIGN_OR_RETURN(Session s, Connect(o));
   ASSIGN_OR_RETURN(JsonValue e, s.api->Call(Method::kPost, ProjectPath(project) + "/experiments",
                                             JsonBody([&](JsonWriter& w) {
@@ -518,6 +523,100 @@ Status MetricsShow(const ClientOptions& o, const std::string& project_flag, cons
                      Number(values.back()),
                      step_text(last.Find("step") ? *last.Find("step") : JsonValue()), count,
                      downsampled ? fmt::format(" ({} shown)", values.size()) : "");
+  return OkStatus();
+}
+
+// ---- artifacts
+
+std::string HumanBytes(uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.1f} {}", v, kUnits[unit]);
+}
+
+namespace {
+
+// One directory's listing as the server sent it ({root_uri, files}).
+StatusOr<JsonValue> ListArtifactDir(Session& s, const std::string& base, const std::string& path) {
+  std::string url = base;
+  if (!path.empty()) url += "?path=" + http::PercentEncode(path);
+  ASSIGN_OR_RETURN(JsonValue listing, s.api->Call(Method::kGet, url));
+  const JsonValue* files = listing.Find("files");
+  if (files != nullptr && !files->is_array()) {
+    return UnknownError("server sent an artifact listing whose \"files\" is not a list");
+  }
+  return listing;
+}
+
+bool IsDir(const JsonValue& file) {
+  const JsonValue* is_dir = file.Find("is_dir");
+  return is_dir != nullptr && is_dir->type() == JsonValue::Type::kBool && is_dir->as_bool();
+}
+
+// Appends the files of `listing` to `out`; with `recursive`, each
+// directory's own listing follows it.
+Status AppendArtifacts(Session& s, const std::string& base, const JsonValue& listing,
+                       bool recursive, int depth, std::vector<JsonValue>* out) {
+  const JsonValue* files = listing.Find("files");
+  if (files == nullptr) return OkStatus();
+  for (const JsonValue& f : files->items()) {
+    out->push_back(f);
+    // A server listing a directory as itself would loop: the depth bounds it.
+    if (recursive && IsDir(f) && depth < 64) {
+      ASSIGN_OR_RETURN(JsonValue sub, ListArtifactDir(s, base, Text(f, "path")));
+      RETURN_IF_ERROR(AppendArtifacts(s, base, sub, recursive, depth + 1, out));
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status RunArtifacts(const ClientOptions& o, const std::string& project_flag, const std::string& ref,
+                    const std::string& path, bool recursive, std::ostream& out) {
+  ASSIGN_OR_RETURN(std::string project, ResolveProject(project_flag));
+  ASSIGN_OR_RETURN(Session s, Connect(o));
+  ASSIGN_OR_RETURN(JsonValue run, FindRun(s, project, ref));
+  const std::string base =
+      fmt::format("{}/runs/{}/artifacts", ProjectPath(project), Seg(Text(run, "run_id")));
+  std::string dir = path;
+  while (!dir.empty() && dir.back() == '/') dir.pop_back();
+  while (!dir.empty() && dir.front() == '/') dir.erase(0, 1);
+  ASSIGN_OR_RETURN(JsonValue listing, ListArtifactDir(s, base, dir));
+  std::vector<JsonValue> files;
+  RETURN_IF_ERROR(AppendArtifacts(s, base, listing, recursive, 0, &files));
+  if (s.format != OutputFormat::kTable) {
+    const JsonValue* root = listing.Find("root_uri");
+    PrintObject(out, s.format,
+                JsonValue::MakeObject({{"root_uri", root != nullptr ? *root : JsonValue()},
+                                       {"files", JsonValue::MakeArray(std::move(files))}}),
+                {});
+    return OkStatus();
+  }
+  if (files.empty()) {
+    out << (dir.empty() ? fmt::format("run \"{}\" has no artifacts\n", Text(run, "run_name"))
+                        : fmt::format("no artifacts under \"{}\"\n", dir));
+    return OkStatus();
+  }
+  std::vector<JsonValue> rows;
+  for (const JsonValue& f : files) {
+    bool d = IsDir(f);
+    const JsonValue* size = f.Find("file_size");
+    uint64_t bytes = size != nullptr && size->is_number() && size->as_double() > 0
+                         ? static_cast<uint64_t>(size->as_double())
+                         : 0;
+    rows.push_back(JsonValue::MakeObject(
+        {{"path", JsonValue::MakeString(Text(f, "path"))},
+         {"type", JsonValue::MakeString(d ? "dir" : "file")},
+         {"size", d ? JsonValue() : JsonValue::MakeString(HumanBytes(bytes))}}));
+  }
+  PrintList(out, s.format, rows, {{"PATH", "path"}, {"TYPE", "type"}, {"SIZE", "size"}});
   return OkStatus();
 }
 

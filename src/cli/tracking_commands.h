@@ -10,12 +10,16 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "base/json.h"
 #include "base/status.h"
 #include "cli/commands.h"
 
 namespace lathe::cli {
+
+struct Session;
 
 // ---- experiments
 // `view`: active (default), deleted or all.
@@ -54,6 +58,32 @@ Status RunCompare(const ClientOptions& o, const std::string& project,
 // points (1-10,000): a sparkline and min / max / last / count.
 Status MetricsShow(const ClientOptions& o, const std::string& project, const std::string& run,
                    const std::string& key, int64_t max_points, std::ostream& out);
+
+// A run's artifacts under `path` ("" = the run's root): a table of PATH,
+// TYPE and SIZE, or the API's listing ({root_uri, files}) as JSON/YAML. With
+// `recursive`, directories are listed too, depth first (one request each).
+Status RunArtifacts(const ClientOptions& o, const std::string& project, const std::string& run,
+                    const std::string& path, bool recursive, std::ostream& out);
+
+// ---- shared with model_commands.cc
+
+// --project, else $LATHE_PROJECT; otherwise INVALID_ARGUMENT naming --project.
+StatusOr<std::string> ResolveProject(const std::string& flag);
+// "/api/v1/projects/<project, percent-encoded>".
+std::string ProjectPath(const std::string& project);
+// The run `ref` names: GET by id (32 hex digits), else a search by exact
+// name, which must match one active run.
+StatusOr<JsonValue> FindRun(Session& s, const std::string& project, const std::string& ref);
+
+// `--tag` values "KEY=VALUE" as pairs; INVALID_ARGUMENT naming --tag for
+// one without '=' or with an empty key.
+StatusOr<std::vector<std::pair<std::string, std::string>>> ParseTagFlags(
+    const std::vector<std::string>& tags);
+
+// ---- pure helpers, exposed for tests
+
+// A byte count for people: "512 B", "1.5 KiB", "3.0 MiB", "2.0 GiB".
+std::string HumanBytes(uint64_t bytes);
 
 // One block character (▁…█) per value, scaled between the finite minimum
 // and maximum: NaN prints as a space, +Inf as █ and -Inf as ▁. Exposed for

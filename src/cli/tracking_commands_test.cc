@@ -24,5 +24,26 @@ TEST(Sparkline, NonFiniteValuesDoNotStretchTheScale) {
   EXPECT_EQ(Sparkline({0, nan, 7, inf, -inf}), "▁ ██▁");
 }
 
+TEST(HumanBytes, BinaryUnitsWithOneDecimal) {
+  EXPECT_EQ(HumanBytes(0), "0 B");
+  EXPECT_EQ(HumanBytes(1023), "1023 B");
+  EXPECT_EQ(HumanBytes(1024), "1.0 KiB");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(5ull << 20), "5.0 MiB");
+  EXPECT_EQ(HumanBytes(3ull << 30), "3.0 GiB");
+  EXPECT_EQ(HumanBytes(2ull << 50), "2.0 PiB");
+  EXPECT_EQ(HumanBytes(4096ull << 50), "4096.0 PiB");
+}
+
+TEST(ParseTagFlags, KeyEqualsValue) {
+  auto kv = ParseTagFlags({"team=cv", "note=a=b", "empty="});
+  ASSERT_TRUE(kv.ok());
+  ASSERT_EQ(kv->size(), 3u);
+  EXPECT_EQ((*kv)[1], (std::pair<std::string, std::string>("note", "a=b")));
+  EXPECT_EQ((*kv)[2].second, "");
+  EXPECT_EQ(ParseTagFlags({"novalue"}).status().field(), "tag");
+  EXPECT_EQ(ParseTagFlags({"=v"}).status().field(), "tag");
+}
+
 }  // namespace
 }  // namespace lathe::cli
