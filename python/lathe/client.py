@@ -7,8 +7,14 @@ is honoured) until `retry_timeout` seconds have passed since the first try.
 A kept-alive connection the server has closed is reopened at once without
 counting as a failure. Every write the SDK sends is safe to replay (the
 server stores a replayed metric batch once; params are immutable, tags and
-run updates idempotent) except creating a run, which a lost answer can
+run updates idempotent; an artifact PUT replaces the file with the same
+bytes) except creating a run or a model version, which a lost answer can
 duplicate.
+
+Files travel streamed: upload() sends a file object with its
+Content-Length (http.client reads and sends it in blocks) and download()
+writes the answer to a file as it arrives, so neither holds a whole file in
+memory.
 """
 import http.client
 import json
@@ -19,7 +25,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple
 
 from lathe._version import __version__
 from lathe.errors import LatheError
@@ -27,6 +33,7 @@ from lathe.errors import LatheError
 RETRYABLE_STATUSES = frozenset([429, 500, 502, 503, 504])
 _INITIAL_BACKOFF = 0.1
 _MAX_BACKOFF = 5.0
+_BLOCK = 1 << 16  # bytes per read and write of a streamed file
 
 
 def encode_value(value: float) -> Any:
@@ -137,6 +144,83 @@ class Transport:
                 self._drop_connection()
             return res.status, res.headers, body
 
+    def _send_file_once(self, method: str, path: str, f: BinaryIO, size: int):
+        """(status, headers, body bytes) of one upload of the open file `f`
+        (`size` bytes), sent from its start on every attempt."""
+        headers = dict(self._headers)
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Content-Length"] = str(size)
+        while True:
+            conn, reused = self._connection()
+            f.seek(0)
+            conn.blocksize = _BLOCK
+            try:
+                conn.request(method, self._base + path, body=f, headers=headers)
+            except (OSError, http.client.HTTPException):
+                # The server may have answered (413, 401) and closed before
+                # taking the whole body: that answer says more than a broken
+                # pipe.
+                answer = self._early_answer(conn)
+                if answer is not None:
+                    return answer
+                self._drop_connection()
+                if reused:
+                    continue
+                raise
+            try:
+                res = conn.getresponse()
+                body = res.read()
+            except (OSError, http.client.HTTPException):
+                self._drop_connection()
+                if reused:
+                    continue
+                raise
+            if res.will_close:
+                self._drop_connection()
+            return res.status, res.headers, body
+
+    def _early_answer(self, conn: http.client.HTTPConnection):
+        if conn.sock is None:  # never connected
+            return None
+        try:
+            res = conn.getresponse()
+            body = res.read()
+        except (OSError, http.client.HTTPException):
+            return None
+        self._drop_connection()
+        return res.status, res.headers, body
+
+    def _download_once(self, path: str, dst: BinaryIO):
+        """(status, headers, body bytes of an error answer). A 2xx answer's
+        body goes to `dst` (truncated first) in blocks."""
+        while True:
+            conn, reused = self._connection()
+            try:
+                conn.request("GET", self._base + path, headers=dict(self._headers))
+                res = conn.getresponse()
+                if not 200 <= res.status < 300:
+                    body = res.read()
+                else:
+                    dst.seek(0)
+                    dst.truncate()
+                    while True:
+                        block = res.read(_BLOCK)
+                        if not block:
+                            break
+                        try:
+                            dst.write(block)
+                        except OSError as e:  # the local disk, not the network: no retry
+                            raise _LocalFileError(e)
+                    body = b""
+            except (OSError, http.client.HTTPException):
+                self._drop_connection()
+                if reused and dst.tell() == 0:
+                    continue
+                raise
+            if res.will_close:
+                self._drop_connection()
+            return res.status, res.headers, body
+
     # ---- requests
 
     def request(self, method: str, path: str, body: Any = None,
@@ -145,26 +229,55 @@ class Transport:
         server URL; returns the decoded JSON answer ({} for an empty one).
         Raises LatheError for an error answer, or once retries are spent.
         """
-        if query:
-            pairs = [(k, v) for k, v in query.items() if v is not None]
-            if pairs:
-                path += "?" + urllib.parse.urlencode(pairs)
+        path = _with_query(path, query)
         data = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        status, raw = self._retrying(lambda: self._send_once(method, path, data), retry)
+        return _decode(raw, status) if raw else {}
+
+    def upload(self, method: str, path: str, file_path: str,
+               query: Optional[Dict[str, Any]] = None) -> Any:
+        """Sends the file at `file_path` as the raw body of `method path`
+        (streamed, with its Content-Length) and returns the decoded JSON
+        answer. Retried as request() is, sending the file again from its
+        start: only for idempotent writes (a PUT of a path). A file that
+        cannot be opened raises OSError at once.
+        """
+        path = _with_query(path, query)
+        with open(file_path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            status, raw = self._retrying(lambda: self._send_file_once(method, path, f, size), True)
+        return _decode(raw, status) if raw else {}
+
+    def download(self, path: str, dst: BinaryIO, query: Optional[Dict[str, Any]] = None) -> None:
+        """GETs `path` and writes the answer's body to `dst` (a binary file
+        open for writing and seekable: a retry starts it over). Raises
+        LatheError for an error answer, or once retries are spent; OSError
+        when `dst` cannot be written."""
+        path = _with_query(path, query)
+        try:
+            self._retrying(lambda: self._download_once(path, dst), True)
+        except _LocalFileError as e:
+            raise e.error from None
+
+    def _retrying(self, once: Callable[[], Tuple[int, Any, bytes]], retry: bool) -> Tuple[int, bytes]:
+        """Calls once() until it gives a 2xx answer; returns (status, body).
+        Connection failures, 429 and 5xx (but 501) are retried with backoff
+        until retry_timeout; other answers raise at once."""
         deadline = time.monotonic() + self.retry_timeout
         backoff = _INITIAL_BACKOFF
         while True:
             wait = None
             try:
-                status, headers, raw = self._send_once(method, path, data)
+                status, headers, raw = once()
             except (OSError, http.client.HTTPException) as e:
                 err = LatheError("UNAVAILABLE",
                                  "cannot reach {}: {}".format(self.server, e or type(e).__name__))
                 retryable = True
             else:
                 if 200 <= status < 300:
-                    return _decode(raw, status) if raw else {}
+                    return status, raw
                 err = _error_from(status, raw)
                 retryable = status in RETRYABLE_STATUSES
                 wait = _retry_after(headers.get("Retry-After"))
@@ -174,6 +287,23 @@ class Transport:
             if not retry or not retryable or time.monotonic() + wait > deadline:
                 raise err
             time.sleep(wait)
+
+
+class _LocalFileError(Exception):
+    """A local file failed mid-transfer; carries the OSError so that retry
+    logic does not take it for a network failure."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _with_query(path: str, query: Optional[Dict[str, Any]]) -> str:
+    if query:
+        pairs = [(k, v) for k, v in query.items() if v is not None]
+        if pairs:
+            path += "?" + urllib.parse.urlencode(pairs)
+    return path
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:

@@ -1,5 +1,6 @@
-"""An in-memory stand-in for the native tracking routes of docs/tracking.md,
-on http.server in a thread, with failure injection. Enough of the contract
+"""An in-memory stand-in for the native tracking, artifact and registry
+routes (docs/tracking.md, docs/registry.md), on http.server in a thread,
+with failure injection. Enough of the contract
 for the SDK's unit tests; the real server is tested in tests/test_python_sdk.py.
 """
 import json
@@ -28,6 +29,11 @@ class FakeLathe:
         self.fail = []  # queue of (status, headers, body) answers to give before serving
         self.delay = 0.0  # seconds each /log request takes
         self.close_after_each = False
+        self.artifacts = {}  # (run_id, path) -> bytes
+        self.models = {}  # name -> registered model (without versions)
+        self.versions = {}  # name -> {number: version}
+        self.next_version = {}  # name -> the next version number
+        self.body_reads = []  # sizes of each read of an artifact upload body
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,11 +62,29 @@ class FakeLathe:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _answer_bytes(self, data):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def _handle(self):
                 n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b""
-                body = json.loads(raw) if raw else None
                 url = urlsplit(self.path)
+                if self.command == "PUT" and "/artifacts/" in url.path:
+                    raw = b""
+                    while len(raw) < n:  # as a streaming server would
+                        block = self.rfile.read1(min(1 << 20, n - len(raw)))
+                        if not block:
+                            break
+                        with fake.lock:
+                            fake.body_reads.append(len(block))
+                        raw += block
+                    body = raw
+                else:
+                    raw = self.rfile.read(n) if n else b""
+                    body = json.loads(raw) if raw else None
                 with fake.lock:
                     fake.requests.append((self.command, url.path, body))
                     injected = fake.fail.pop(0) if fake.fail else None
@@ -74,9 +98,11 @@ class FakeLathe:
                 if self.headers.get("Authorization") != "Bearer " + fake.token:
                     return self._answer(401, error("UNAUTHENTICATED", "missing or unknown token"))
                 status, answer = fake.route(self.command, url.path, parse_qs(url.query), body)
+                if isinstance(answer, bytes):
+                    return self._answer_bytes(answer)
                 self._answer(status, answer)
 
-            do_GET = do_POST = do_PATCH = _handle
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -126,11 +152,18 @@ class FakeLathe:
                 rid = uuid.uuid4().hex
                 run = {"run_id": rid, "run_name": body.get("run_name") or "bold-crane-42",
                        "experiment_id": e["id"], "user": "admin", "status": "RUNNING",
-                       "start_time": now(), "end_time": None, "artifact_uri": "x",
+                       "start_time": now(), "end_time": None,
+                       "artifact_uri": "mlflow-artifacts:/{}/{}/artifacts".format(e["id"], rid),
                        "lifecycle": "active", "job_id": None, "params": {},
                        "tags": dict(body.get("tags") or {}), "metrics": {}}
                 self.runs[rid] = run
                 return 201, run
+            if parts and parts[0] == "models":
+                return self.registry(method, parts[1:], query, body)
+            if len(parts) >= 3 and parts[0] == "runs" and parts[2] == "artifacts":
+                if parts[1] not in self.runs:
+                    return 404, error("NOT_FOUND", 'run "{}" not found'.format(parts[1]))
+                return self.artifact(method, parts[1], parts[3:], query, body)
             if parts == ["runs:search"] and method == "POST":
                 runs = sorted(self.runs.values(), key=lambda r: r["start_time"])
                 f = body.get("filter") or ""
@@ -168,6 +201,122 @@ class FakeLathe:
                                  "total_points": len(pts), "downsampled": False,
                                  "next_page_token": nxt}
             return 405, error("METHOD_NOT_ALLOWED", "no such route")
+
+    def artifact(self, method, run_id, parts, query, body):
+        if any(p in ("", ".", "..") for p in parts):
+            return 400, error("INVALID_ARGUMENT", "bad artifact path", "path")
+        path = "/".join(parts)
+        if not parts:  # the listing
+            if method != "GET":
+                return 405, error("METHOD_NOT_ALLOWED", "no such route")
+            sub = (query.get("path") or [""])[0].strip("/")
+            prefix = sub + "/" if sub else ""
+            entries = {}
+            for (rid, p), data in self.artifacts.items():
+                if rid != run_id or not p.startswith(prefix):
+                    continue
+                name, _, deeper = p[len(prefix):].partition("/")
+                if deeper:
+                    entries[prefix + name] = {"path": prefix + name, "is_dir": True, "file_size": 0}
+                else:
+                    entries[prefix + name] = {"path": prefix + name, "is_dir": False,
+                                              "file_size": len(data)}
+            run = self.runs[run_id]
+            return 200, {"root_uri": run["artifact_uri"],
+                         "files": [entries[k] for k in sorted(entries)]}
+        if method == "PUT":
+            self.artifacts[(run_id, path)] = body
+            return 201, {"path": path, "file_size": len(body)}
+        if method == "GET":
+            data = self.artifacts.get((run_id, path))
+            if data is None:
+                return 404, error("NOT_FOUND", "no artifact " + path)
+            return 200, data
+        if method == "DELETE":
+            if self.artifacts.pop((run_id, path), None) is None:
+                return 404, error("NOT_FOUND", "no artifact " + path)
+            return 204, None
+        return 405, error("METHOD_NOT_ALLOWED", "no such route")
+
+    def registry(self, method, parts, query, body):
+        if not parts:
+            if method == "POST":
+                name = body["name"]
+                if name in self.models:
+                    return 409, error("ALREADY_EXISTS", 'model "{}" exists'.format(name), "name")
+                self.models[name] = {"name": name, "project": self.project,
+                                     "description": body.get("description") or "",
+                                     "created_at": now(), "updated_at": now(),
+                                     "tags": dict(body.get("tags") or {})}
+                self.versions[name] = {}
+                self.next_version[name] = 1
+                return 201, self.model(name)
+            if method == "GET":
+                return 200, {"items": [self.model(n) for n in sorted(self.models)],
+                             "next_page_token": ""}
+        name = parts[0]
+        if name not in self.models:
+            return 404, error("NOT_FOUND", 'model "{}" not found'.format(name))
+        versions = self.versions[name]
+        if len(parts) == 1:
+            if method == "GET":
+                return 200, self.model(name)
+            if method == "DELETE":
+                del self.models[name], self.versions[name]
+                return 204, None
+        if parts[1:] == ["versions"]:
+            if method == "POST":
+                n = self.next_version[name]
+                self.next_version[name] = n + 1
+                versions[n] = {"name": name, "version": n, "created_at": now(),
+                               "updated_at": now(), "user": "admin",
+                               "description": body.get("description") or "", "stage": "None",
+                               "source": body["source"], "run_id": body.get("run_id"),
+                               "run_link": body.get("run_link") or "", "status": "READY",
+                               "tags": dict(body.get("tags") or {}), "aliases": []}
+                return 201, versions[n]
+            if method == "GET":
+                return 200, {"items": [versions[n] for n in sorted(versions, reverse=True)],
+                             "next_page_token": ""}
+        if len(parts) == 3 and parts[1] == "versions":
+            v = versions.get(int(parts[2]))
+            if v is None:
+                return 404, error("NOT_FOUND", "no version " + parts[2])
+            if method == "GET":
+                run = self.runs.get(v["run_id"] or "")
+                lineage = {"run_id": v["run_id"], "run_name": run["run_name"] if run else None,
+                           "run_status": run["status"] if run else None}
+                return 200, dict(v, lineage=lineage)
+        if len(parts) == 3 and parts[1] == "aliases":
+            alias = parts[2]
+            if method == "PUT":
+                if not isinstance(body.get("version"), int):
+                    return 400, error("INVALID_ARGUMENT", "version: expected an integer", "version")
+                v = versions.get(body["version"])
+                if v is None:
+                    return 404, error("NOT_FOUND", "no version {}".format(body["version"]))
+                for other in versions.values():
+                    if alias in other["aliases"]:
+                        other["aliases"].remove(alias)
+                v["aliases"].append(alias)
+                return 200, v
+            holder = [v for v in versions.values() if alias in v["aliases"]]
+            if method == "DELETE":  # an absent alias too, as the server does
+                if holder:
+                    holder[0]["aliases"].remove(alias)
+                return 204, None
+            if not holder:
+                return 404, error("NOT_FOUND", "no alias " + alias)
+            if method == "GET":
+                return 200, holder[0]
+        return 405, error("METHOD_NOT_ALLOWED", "no such route")
+
+    def model(self, name):
+        m = dict(self.models[name])
+        versions = self.versions[name]
+        m["aliases"] = {a: n for n, v in versions.items() for a in v["aliases"]}
+        m["latest_versions"] = [versions[max(versions)]] if versions else []
+        return m
 
     def log(self, run, body):
         metrics = body.get("metrics") or []
