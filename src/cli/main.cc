@@ -384,8 +384,9 @@ int Main(int argc, char** argv) {
   add_tracking_project(md_ls);
   md_ls->add_option("--filter", model_list.filter,
                    "Registry filter: \"name LIKE 'fraud%'\", \"tags.team = 'cv'\"");
-  md_ls->add_option("--order-by", model_list.order_by,
-                   "Sort key: name, last_updated_timestamp DESC, creation_timestamp");
+  repeatable(md_ls->add_option("--order-by", model_list.order_by,
+                               "Sort key: name, last_updated_timestamp DESC, creation_timestamp "
+                               "(repeatable)"));
   AddListFlags(md_ls, &list);
   md_ls->callback([&] {
     model_list.project = t_project;

@@ -199,8 +199,10 @@ Status ModelList(const ClientOptions& o, const ModelListOptions& m, const ListOp
     path += fmt::format("{}filter={}", sep, http::PercentEncode(m.filter));
     sep = '&';
   }
-  if (!m.order_by.empty())
-    path += fmt::format("{}order_by={}", sep, http::PercentEncode(m.order_by));
+  for (const std::string& key : m.order_by) {
+    path += fmt::format("{}order_by={}", sep, http::PercentEncode(key));
+    sep = '&';
+  }
   std::string next;
   ASSIGN_OR_RETURN(std::vector<JsonValue> models, s.api->List(path, l.limit, l.page_token, &next));
   if (s.format != OutputFormat::kTable) {

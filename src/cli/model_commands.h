@@ -21,7 +21,7 @@ namespace lathe::cli {
 struct ModelListOptions {
   std::string project;
   std::string filter;    // the registry's grammar: "name LIKE 'fraud%'", "tags.team = 'cv'"
-  std::string order_by;  // "name", "last_updated_timestamp DESC", …
+  std::vector<std::string> order_by;  // "name", "last_updated_timestamp DESC", …
 };
 // Registered models: NAME, LATEST (highest version), ALIASES, UPDATED,
 // DESCRIPTION. One page with l.limit > 0 (then a next page token on stderr).
