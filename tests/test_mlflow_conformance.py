@@ -341,8 +341,8 @@ def test_health_version_and_unknown_endpoints(server, mlflow):
     status, version = mlflow.raw("GET", "/version")
     assert status == 200 and re.fullmatch(r"\d+\.\d+\.\d+", str(version))
     assert_error(mlflow.get("/no-such-rpc"), 404, "ENDPOINT_NOT_FOUND")
-    # Registry and artifact proxy routes are not served yet.
-    assert_error(mlflow.get("/registered-models/get", name="m"), 404, "ENDPOINT_NOT_FOUND")
+    # The registry is served (tests/test_mlflow_registry.py): an unknown model is a resource error.
+    assert_error(mlflow.get("/registered-models/get", name="m"), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
 # ---- errors and limits

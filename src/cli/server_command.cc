@@ -25,6 +25,7 @@
 #include "spec/job_spec.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
+#include "tracking/registry.h"
 #include "tracking/tracking.h"
 
 namespace lathe::cli {
@@ -138,6 +139,8 @@ int RunServer(const ServerConfig& config) {
   }
   // Experiment tracking: the native and MLflow REST routes call it.
   tracking::TrackingService tracking(**store, tenancy, SystemClock());
+  // The model registry: versions link back to tracking runs.
+  tracking::RegistryService registry(**store, tenancy, tracking, SystemClock());
   exec::LocalExecutorOptions local;
   local.root = home_abs + "/tasks";
   local.shim_path = ShimPath();
@@ -176,7 +179,8 @@ int RunServer(const ServerConfig& config) {
   }
   control::JobController controller(**store, tenancy, *executor, SystemClock(), copts);
 
-  api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root}, {&tracking});
+  api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root},
+               {&tracking, &registry});
 
   http::ServerOptions opts;
   opts.host = config.host();

@@ -98,6 +98,62 @@ CREATE TABLE metric_batches (
 ) WITHOUT ROWID;
 )sql";
 
+// Migration 5's DDL: the model registry. A model has a surrogate id, so a
+// rename touches one row and its versions, aliases and tags follow.
+// `last_version` numbers versions (1, 2, … never reused, even after a
+// delete). Deletes cascade, and the service deletes children explicitly too.
+constexpr const char* kRegistrySql = R"sql(
+CREATE TABLE registered_models (
+  id               TEXT PRIMARY KEY,
+  project_id       TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name             TEXT NOT NULL,
+  description      TEXT NOT NULL DEFAULT '',
+  creation_time    BIGINT NOT NULL,
+  last_update_time BIGINT NOT NULL,
+  last_version     BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX registered_models_by_project_name ON registered_models(project_id, name);
+CREATE TABLE registered_model_tags (
+  model_id  TEXT NOT NULL REFERENCES registered_models(id) ON DELETE CASCADE,
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (model_id, key)
+) WITHOUT ROWID;
+CREATE TABLE model_versions (
+  model_id         TEXT NOT NULL REFERENCES registered_models(id) ON DELETE CASCADE,
+  version          BIGINT NOT NULL,
+  creation_time    BIGINT NOT NULL,
+  last_update_time BIGINT NOT NULL,
+  user_id          TEXT NOT NULL,
+  description      TEXT NOT NULL DEFAULT '',
+  stage            TEXT NOT NULL DEFAULT 'None',
+  source           TEXT NOT NULL,
+  run_id           TEXT NOT NULL DEFAULT '',
+  run_link         TEXT NOT NULL DEFAULT '',
+  status           TEXT NOT NULL DEFAULT 'READY',
+  status_message   TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (model_id, version)
+) WITHOUT ROWID;
+CREATE INDEX model_versions_by_stage ON model_versions(model_id, stage, version);
+CREATE INDEX model_versions_by_run ON model_versions(run_id);
+CREATE TABLE model_version_tags (
+  model_id  TEXT NOT NULL,
+  version   BIGINT NOT NULL,
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (model_id, version, key),
+  FOREIGN KEY (model_id, version) REFERENCES model_versions(model_id, version) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE TABLE model_aliases (
+  model_id  TEXT NOT NULL,
+  alias     TEXT NOT NULL,
+  version   BIGINT NOT NULL,
+  PRIMARY KEY (model_id, alias),
+  FOREIGN KEY (model_id, version) REFERENCES model_versions(model_id, version) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX model_aliases_by_version ON model_aliases(model_id, version);
+)sql";
+
 std::string WithoutRowidRemoved(std::string sql) {
   const std::string needle = " WITHOUT ROWID";
   for (size_t at; (at = sql.find(needle)) != std::string::npos;) sql.erase(at, needle.size());
@@ -196,6 +252,8 @@ CREATE TABLE job_events (
        kTrackingSql, WithoutRowidRemoved(kTrackingSql)},
       {4, "jobs: the tracking run of a job",
        "ALTER TABLE jobs ADD COLUMN run_id TEXT NOT NULL DEFAULT ''", ""},
+      {5, "registry: registered models, versions, aliases, tags",
+       kRegistrySql, WithoutRowidRemoved(kRegistrySql)},
   };
   return *kMigrations;
 }

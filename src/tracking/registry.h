@@ -14,18 +14,27 @@
 //   (Lathe copies nothing at registration: `source` is where the files are).
 // * Aliases ("champion", "challenger") point at one version each; setting
 //   an alias that exists moves it; deleting a version drops its aliases.
+//   Deleting an alias or a tag that is not there succeeds (as MLflow does,
+//   so a retried delete is harmless); the model or version must exist.
 //   Alias names: 1..255 chars of [A-Za-z0-9_-], not "latest" and not of the
 //   form v<digits> (MLflow reserves those).
 // * Stages: None, Staging, Production, Archived (case-insensitive on input,
 //   stored capitalised). transition with archive_existing_versions moves the
 //   other versions in that stage to Archived.
 // * latest_versions of a model: the highest version in each stage.
-// * Tags: last write wins. Limits (§5.7): tag key 250, tag value 100,000,
-//   model name 1..256 chars without '/'… (see ValidateModelName in registry.cc).
+// * Tags: last write wins. Limits (§5.7): tag key 250 characters of
+//   [A-Za-z0-9_-. /:] (MLflow's key rule), tag value 100,000, alias 255,
+//   model name 1..256 characters without '/' or control characters.
 // * Deleting a model deletes its versions, tags and aliases (hard delete, as
 //   MLflow does).
+// * Timestamps: a model's last_updated_timestamp moves on its own edits
+//   (description, rename) and when a version is created, deleted or changes
+//   stage; a version's on its edits, stage changes and its model's rename.
 // Errors: NOT_FOUND for an unknown model/version/alias, ALREADY_EXISTS for a
-// duplicate model name, INVALID_ARGUMENT naming the field otherwise.
+// duplicate model name, INVALID_ARGUMENT naming the field otherwise; a
+// viewer writing is PERMISSION_DENIED, a project the caller cannot see
+// NOT_FOUND. Thread-safe; each call is one store transaction (plus a
+// read of the source run for CreateVersion, GetLineage, GetDownloadUri).
 #pragma once
 
 #include <cstdint>
@@ -114,8 +123,12 @@ struct Lineage {
 //   | source_path = '…' | current_stage = 'Production'
 // `order_by`: "name", "name DESC", "last_updated_timestamp DESC",
 // "creation_timestamp", (versions) "version_number DESC". Default: models by
-// name; versions by name, then version descending.
+// name; versions by name, then version descending. Pages are offsets in an
+// opaque token. max_results: models 1..1,000, versions 1..200,000.
 struct RegistrySearch {
+  // Versions only: restrict to this model (exact name; NOT_FOUND when it does
+  // not exist). ANDed with `filter`.
+  std::string model;
   std::string filter;
   std::vector<std::string> order_by;
   int64_t max_results = 100;
@@ -152,7 +165,7 @@ class RegistryService {
                                                         const std::vector<std::string>& stages);
   Status SetModelTag(const tenancy::Principal& p, const std::string& project,
                      const std::string& name, const Tag& tag);
-  // NOT_FOUND when the model has no tag `key`.
+  // OK when the model has no tag `key`.
   Status DeleteModelTag(const tenancy::Principal& p, const std::string& project,
                         const std::string& name, const std::string& key);
 
@@ -187,6 +200,12 @@ class RegistryService {
                           const std::string& name, int64_t version, const std::string& key);
   StatusOr<Lineage> GetLineage(const tenancy::Principal& p, const std::string& project,
                                const std::string& name, int64_t version);
+  // Where a client downloads the version's files (MLflow's
+  // get-download-uri): a "runs:/<run_id>/<path>" source resolves to
+  // "<the run's artifact_uri>/<path>" when the run exists in the project;
+  // any other source is returned as it is.
+  StatusOr<std::string> GetDownloadUri(const tenancy::Principal& p, const std::string& project,
+                                       const std::string& name, int64_t version);
 
  private:
   struct Impl;
