@@ -754,18 +754,7 @@ void Api::RegisterMlflowRoutes() {
     return OkStatus();
   });
 
-  // ----- artifacts: no artifact store yet, so every run lists empty.
-  add(Method::kGet, "/artifacts/list", [svc](MlflowCall& c) -> Status {
-    ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
-    Args a(std::move(v));
-    ASSIGN_OR_RETURN(std::string run_id, a.RunId());
-    ASSIGN_OR_RETURN(Run run, svc->GetRun(c.principal, c.project, run_id));
-    WriteJson(c.res, 200, [&](JsonWriter& w) {
-      w.BeginObject().Field("root_uri", run.info.artifact_uri).Key("files").BeginArray();
-      w.EndArray().EndObject();
-    });
-    return OkStatus();
-  });
+  // artifacts/list is in artifact_handlers.cc, with the artifact store.
 }
 
 }  // namespace lathe::api

@@ -25,6 +25,7 @@
 #include "spec/job_spec.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
+#include "tracking/artifacts.h"
 #include "tracking/registry.h"
 #include "tracking/tracking.h"
 
@@ -178,9 +179,17 @@ int RunServer(const ServerConfig& config) {
     }
   }
   control::JobController controller(**store, tenancy, *executor, SystemClock(), copts);
+  // Run artifacts: files under artifacts.root; uploads are spooled there.
+  tracking::ArtifactStore artifacts({.root = config.artifacts_root,
+                                     .max_file_bytes =
+                                         static_cast<uint64_t>(config.artifacts_max_file_bytes)});
+  if (Status a = artifacts.Init(); !a.ok()) {
+    LOG_ERROR("cannot use artifacts.root {}: {}", config.artifacts_root, a.ToString());
+    return 1;
+  }
 
   api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root},
-               {&tracking, &registry});
+               {&tracking, &registry, &artifacts});
 
   http::ServerOptions opts;
   opts.host = config.host();
@@ -192,6 +201,8 @@ int RunServer(const ServerConfig& config) {
   opts.read_timeout_ms = static_cast<int>(config.http_read_timeout_ms);
   opts.idle_timeout_ms = static_cast<int>(config.http_idle_timeout_ms);
   opts.shutdown_grace_ms = static_cast<int>(config.http_shutdown_grace_ms);
+  opts.spool_dir = artifacts.spool_dir();
+  opts.spool_body = [&api](const http::Request& head) { return api.SpoolLimit(head); };
   http::Server server(opts, [&api](http::Request& req, http::Response& res) { api.Handle(req, res); });
   Status st = server.Start();
   if (!st.ok()) {

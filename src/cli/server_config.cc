@@ -1,10 +1,12 @@
 #include "cli/server_config.h"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <fmt/core.h>
 
@@ -22,7 +24,31 @@ struct Setting {
   std::string* text = nullptr;
   int64_t* number = nullptr;
   int64_t min = 0;
+  bool bytes = false;  // `number` also takes a quantity: "512Mi", "5Gi", "1G"
 };
+
+// A byte count: an integer, optionally with a binary (Ki, Mi, Gi, Ti) or
+// decimal (K, M, G, T) suffix. False when malformed or past int64.
+bool ParseByteQuantity(const std::string& text, int64_t* out) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return false;
+  const std::string suffix = text.substr(digits);
+  static const std::pair<const char*, int64_t> kUnits[] = {
+      {"", 1},
+      {"Ki", int64_t{1} << 10}, {"Mi", int64_t{1} << 20}, {"Gi", int64_t{1} << 30},
+      {"Ti", int64_t{1} << 40}, {"K", 1'000}, {"M", 1'000'000}, {"G", 1'000'000'000},
+      {"T", 1'000'000'000'000}};
+  for (const auto& [unit, factor] : kUnits) {
+    if (suffix != unit) continue;
+    errno = 0;
+    long long v = std::strtoll(text.substr(0, digits).c_str(), nullptr, 10);
+    if (errno != 0 || v > INT64_MAX / factor) return false;
+    *out = v * factor;
+    return true;
+  }
+  return false;
+}
 
 std::vector<Setting> Bind(ServerConfig& c) {
   auto text = [](std::string key, std::string help, std::string* p) {
@@ -30,6 +56,9 @@ std::vector<Setting> Bind(ServerConfig& c) {
   };
   auto number = [](std::string key, std::string help, int64_t* p, int64_t min) {
     return Setting{{key, "", std::move(help)}, nullptr, p, min};
+  };
+  auto bytes = [](std::string key, std::string help, int64_t* p, int64_t min) {
+    return Setting{{key, "", std::move(help)}, nullptr, p, min, true};
   };
   std::vector<Setting> s = {
       text("home", "state directory: database, admin token, logs (default ./.lathe)", &c.home),
@@ -79,6 +108,14 @@ std::vector<Setting> Bind(ServerConfig& c) {
              "per task and stream, a log is rotated at this size; one rotated file is kept "
              "(default 67108864)",
              &c.jobs_log_max_bytes, 4096),
+      text("artifacts.root",
+           "where run artifacts are stored; uploads are spooled in <root>/.spool (default "
+           "<home>/artifacts)",
+           &c.artifacts_root),
+      bytes("artifacts.max_file_bytes",
+            "largest artifact file one upload may store, bytes or a quantity like 512Mi or 5Gi; "
+            "larger uploads get 413 (default 5Gi)",
+            &c.artifacts_max_file_bytes, 1),
   };
   for (Setting& x : s) {
     std::string env = "LATHE_";
@@ -93,12 +130,25 @@ Status Assign(Setting& s, const std::string& value, const std::string& source) {
     *s.text = value;
     return OkStatus();
   }
-  char* end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || errno != 0) {
-    return InvalidArgumentError(fmt::format("{}: \"{}\" is not an integer", source, value),
-                                s.info.key);
+  long long v = 0;
+  if (s.bytes) {
+    int64_t n = 0;
+    if (!ParseByteQuantity(value, &n)) {
+      return InvalidArgumentError(
+          fmt::format("{}: \"{}\" is not a byte count (an integer, or a quantity like 512Mi, 5Gi, "
+                      "1G)",
+                      source, value),
+          s.info.key);
+    }
+    v = n;
+  } else {
+    char* end = nullptr;
+    errno = 0;
+    v = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || errno != 0) {
+      return InvalidArgumentError(fmt::format("{}: \"{}\" is not an integer", source, value),
+                                  s.info.key);
+    }
   }
   if (v < s.min) {
     return InvalidArgumentError(fmt::format("{}: {} is below the minimum {}", source, v, s.min),
@@ -245,6 +295,7 @@ StatusOr<ServerConfig> LoadServerConfig(const std::map<std::string, std::string>
         spec::ParseMemoryMib(JsonValue::MakeString(c.local_memory), "executor.local.memory").status());
   }
   if (c.store.empty()) c.store = "sqlite://" + c.home + "/lathe.db";
+  if (c.artifacts_root.empty()) c.artifacts_root = c.home + "/artifacts";
   return c;
 }
 

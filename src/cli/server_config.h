@@ -37,6 +37,9 @@ struct ServerConfig {
   std::string local_memory;         // per node, e.g. "16Gi"; "" = detected
   int64_t jobs_kill_grace_ms = 10'000;
   int64_t jobs_log_max_bytes = 64 << 20;
+  // Run artifacts (docs/tracking.md "Artifacts").
+  std::string artifacts_root;  // default: <home>/artifacts
+  int64_t artifacts_max_file_bytes = int64_t{5} << 30;
 
   // Where the file settings came from ("" if none), for the start-up log.
   std::string config_file;

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace lathe::cli {
 namespace {
@@ -85,6 +88,35 @@ TEST_F(ServerConfigTest, BadInputNamesTheSettingAndSource) {
   EXPECT_EQ(LoadServerConfig({{"log_level", "loud"}}, Getenv({})).status().field(), "log_level");
   EXPECT_EQ(LoadServerConfig({{"config", dir_ + "/missing.yaml"}}, Getenv({})).status().field(),
             "config");
+}
+
+TEST_F(ServerConfigTest, ArtifactsDefaultUnderHomeAndTakeByteQuantities) {
+  auto c = LoadServerConfig({{"home", dir_ + "/h"}}, Getenv({}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->artifacts_root, dir_ + "/h/artifacts");
+  EXPECT_EQ(c->artifacts_max_file_bytes, int64_t{5} << 30);
+
+  std::string file = Write("artifacts:\n  root: /data/artifacts\n  max_file_bytes: 512Mi\n");
+  c = LoadServerConfig({{"config", file}}, Getenv({}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->artifacts_root, "/data/artifacts");
+  EXPECT_EQ(c->artifacts_max_file_bytes, int64_t{512} << 20);
+
+  for (const auto& [text, bytes] : std::vector<std::pair<std::string, int64_t>>{
+           {"1048576", 1 << 20}, {"2Ki", 2048}, {"5Gi", int64_t{5} << 30}, {"1Ti", int64_t{1} << 40},
+           {"3K", 3000}, {"2M", 2'000'000}, {"1G", 1'000'000'000}}) {
+    Env env{{"LATHE_ARTIFACTS_MAX_FILE_BYTES", text}};
+    auto q = LoadServerConfig({{"home", dir_}}, Getenv(env));
+    ASSERT_TRUE(q.ok()) << text << ": " << q.status().ToString();
+    EXPECT_EQ(q->artifacts_max_file_bytes, bytes) << text;
+  }
+  for (std::string bad : {"", "5GB", "Gi", "-1", "1.5Gi", "0", "99999999999Ti", "5 Gi"}) {
+    auto q = LoadServerConfig({{"home", dir_}, {"artifacts.max_file_bytes", bad}}, Getenv({}));
+    ASSERT_FALSE(q.ok()) << "accepted \"" << bad << "\"";
+    EXPECT_EQ(q.status().field(), "artifacts.max_file_bytes");
+    EXPECT_NE(q.status().message().find("--artifacts.max_file_bytes"), std::string::npos)
+        << q.status().message();
+  }
 }
 
 }  // namespace
