@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <mutex>
 #include <random>
+#include <set>
+#include <thread>
 
 namespace lathe::tracking {
 namespace {
@@ -245,6 +247,27 @@ TEST_P(RegistryTest, VersionsAreNumberedPerModelAndNeverReused) {
   EXPECT_EQ(reg_->GetVersion(admin_, "ml", "a", 1)->tags, (std::vector<Tag>{{"z", "1"}}));
   EXPECT_EQ(reg_->SetVersionTag(admin_, "ml", "a", 3, {"k", "v"}).code(), StatusCode::kNotFound);
   EXPECT_EQ(reg_->DeleteVersionTag(admin_, "ml", "a", 3, "k").code(), StatusCode::kNotFound);
+}
+
+TEST_P(RegistryTest, ConcurrentRegistrationsGetDistinctNumbers) {
+  NewModel("m");
+  constexpr int kThreads = 6, kEach = 10;
+  std::vector<std::vector<int64_t>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto v = reg_->CreateVersion(admin_, "ml", {.name = "m", .source = "s3://m"});
+        if (v.ok()) got[t].push_back(v->version);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<int64_t> all;
+  for (const auto& g : got) all.insert(g.begin(), g.end());
+  EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kEach));
+  EXPECT_EQ(*all.begin(), 1);
+  EXPECT_EQ(*all.rbegin(), kThreads * kEach);
 }
 
 TEST_P(RegistryTest, AliasesMoveAndGoWithTheirVersion) {
