@@ -232,3 +232,163 @@ def test_a_script_that_raises_leaves_its_run_failed(tracked):
     assert res.returncode == 1 and "diverged" in res.stderr
     run = api(tracked, "GET", f"/runs/{res.stdout.strip()}")
     assert run["status"] == "FAILED" and run["metrics"]["x"]["value"] == 1.0
+
+
+def test_artifacts_round_trip_files_and_directories(tracked, tmp_path):
+    src = tmp_path / "model"
+    (src / "data" / "deep").mkdir(parents=True)
+    (src / "MLmodel").write_text("flavors:\n  python_function: {}\n")
+    (src / "data" / "weights.bin").write_bytes(os.urandom(3 << 20))  # several 64 KiB blocks
+    (src / "data" / "deep" / "name with spaces %.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("hello")
+    out = script(tracked, f"""
+        import json, os, lathe
+        with lathe.start_run(experiment="art", run_name="with-files") as run:
+            one = lathe.log_artifact({str(tmp_path / "notes.txt")!r})
+            many = lathe.log_artifacts({str(src)!r}, artifact_path="model")
+            lathe.log_artifact({str(tmp_path / "notes.txt")!r}, artifact_path="docs/v1")
+        print(json.dumps({{"run_id": run.run_id, "one": one, "many": many,
+                          "root": lathe.list_artifacts(run.run_id),
+                          "data": lathe.list_artifacts(run.run_id, "model/data")}}))
+        os.makedirs({str(tmp_path / "back")!r})  # an existing directory: cp -r puts them inside
+        lathe.download_artifact(run.run_id, "model", {str(tmp_path / "back")!r})
+        lathe.download_artifact(run.run_id, "notes.txt", {str(tmp_path / "back")!r})
+    """)
+    seen = json.loads(out)
+    assert seen["one"]["path"] == "notes.txt" and seen["one"]["file_size"] == 5
+    assert sorted(a["path"] for a in seen["many"]) == [
+        "model/MLmodel", "model/data/deep/name with spaces %.json", "model/data/weights.bin"]
+    assert [(f["path"], f["is_dir"]) for f in seen["root"]] == [
+        ("docs", True), ("model", True), ("notes.txt", False)]
+    data = {f["path"]: f for f in seen["data"]}
+    assert data["model/data/weights.bin"]["file_size"] == 3 << 20
+    assert data["model/data/deep"]["is_dir"]
+    # Byte for byte, nothing left behind.
+    for rel in ("MLmodel", "data/weights.bin", "data/deep/name with spaces %.json"):
+        assert (tmp_path / "back" / "model" / rel).read_bytes() == (src / rel).read_bytes(), rel
+    assert (tmp_path / "back" / "notes.txt").read_text() == "hello"
+    assert sorted(os.listdir(tmp_path / "back")) == ["model", "notes.txt"]
+    # The native listing agrees.
+    listing = api(tracked, "GET", f"/runs/{seen['run_id']}/artifacts?path=model")
+    run = api(tracked, "GET", f"/runs/{seen['run_id']}")
+    assert listing["root_uri"] == run["artifact_uri"]
+    assert [f["path"] for f in listing["files"]] == ["model/MLmodel", "model/data"]
+
+
+def test_artifact_errors_surface_as_lathe_error(tracked, tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    out = script(tracked, f"""
+        import json, lathe
+        seen = {{}}
+        def catch(name, fn):
+            try:
+                fn()
+                seen[name] = None
+            except lathe.LatheError as e:
+                seen[name] = [e.code, e.http_status, e.field]
+        run = lathe.start_run()
+        catch("dotdot", lambda: lathe.log_artifact({str(tmp_path / "f.txt")!r}, "a/../b"))
+        catch("no_run", lambda: lathe.list_artifacts("0" * 32))
+        catch("missing", lambda: lathe.download_artifact(run.run_id, "nope.txt",
+                                                         {str(tmp_path / "x")!r}))
+        lathe.end_run()
+        print(json.dumps(seen))
+    """)
+    seen = json.loads(out)
+    assert seen["dotdot"] == ["INVALID_ARGUMENT", None, "artifact_path"], seen
+    assert seen["no_run"][:2] == ["NOT_FOUND", 404], seen
+    assert seen["missing"][:2] == ["NOT_FOUND", 404], seen
+
+
+def test_register_model_from_a_runs_uri_with_aliases(tracked, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    out = script(tracked, f"""
+        import json, lathe
+        with lathe.start_run(experiment="reg", run_name="trainer") as run:
+            lathe.log_artifacts({str(tmp_path / "model")!r}, artifact_path="model")
+        v1 = lathe.register_model("runs:/" + run.run_id + "/model", "churn",
+                                  tags={{"framework": "sklearn"}}, description="first")
+        v2 = lathe.register_model("runs:/" + run.run_id + "/model", "churn")
+        v3 = lathe.register_model("s3://bucket/churn/3", "churn")
+        lathe.set_model_alias("churn", "champion", v1["version"])
+        moved = lathe.set_model_alias("churn", "champion", v2["version"])
+        by_alias = lathe.get_model_version_by_alias("churn", "champion")
+        full = lathe.get_model_version("churn", 2)
+        model = lathe.get_registered_model("churn")
+        lathe.delete_model_alias("churn", "champion")
+        try:
+            lathe.get_model_version_by_alias("churn", "champion")
+            gone = None
+        except lathe.LatheError as e:
+            gone = e.code
+        print(json.dumps({{"run": lathe.get_run(run.run_id), "v1": v1, "v2": v2, "v3": v3,
+                          "moved": moved, "by_alias": by_alias, "full": full, "model": model,
+                          "gone": gone}}))
+    """)
+    seen = json.loads(out)
+    run = seen["run"]
+    v1, v2, v3 = seen["v1"], seen["v2"], seen["v3"]
+    assert [v1["version"], v2["version"], v3["version"]] == [1, 2, 3]
+    assert v1["source"] == run["artifact_uri"] + "/model"
+    assert v1["source"].startswith("mlflow-artifacts:/")
+    assert v1["run_id"] == run["run_id"] and v3["run_id"] is None
+    assert v3["source"] == "s3://bucket/churn/3"
+    assert v1["tags"] == {"framework": "sklearn"} and v1["description"] == "first"
+    assert v1["status"] == "READY"
+    assert seen["moved"]["version"] == 2 and "champion" in seen["moved"]["aliases"]
+    assert seen["by_alias"]["version"] == 2
+    lineage = seen["full"]["lineage"]
+    assert lineage["run_id"] == run["run_id"] and lineage["run_name"] == "trainer"
+    assert lineage["experiment_name"] == "reg"
+    assert seen["model"]["aliases"] == {"champion": 2}
+    assert seen["gone"] == "NOT_FOUND"
+    # The native API shows the same versions, newest first.
+    versions = api(tracked, "GET", "/models/churn/versions")["items"]
+    assert [v["version"] for v in versions] == [3, 2, 1]
+
+
+TRACKED_JOB_SCRIPT = """
+import os, lathe
+os.makedirs("out/model", exist_ok=True)
+with open("out/model/weights.bin", "wb") as f:
+    f.write(b"w" * 100000)
+run = lathe.start_run()
+lathe.log_metric("loss", 0.1)
+lathe.log_artifacts("out/model", artifact_path="model")
+version = lathe.register_model("runs:/" + run.run_id + "/model", "job-model")
+lathe.set_model_alias("job-model", "latest-job", version["version"])
+lathe.end_run()
+print("run", run.run_id)
+print("version", version["version"])
+"""
+
+
+def test_a_tracked_job_logs_artifacts_and_registers_a_model(tracked, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train.py").write_text(TRACKED_JOB_SCRIPT)
+    spec = {"name": "reg-job", "tracking": {"experiment": "jobs"},
+            "roles": [{"name": "main", "command": [PYTHON, str(work / "train.py")],
+                       "working_dir": str(work),
+                       "resources": {"cpu": 1, "memory": "512Mi"}}]}
+    job = api(tracked, "POST", "/jobs", spec, expect=201)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        job = api(tracked, "GET", "/jobs/reg-job")
+        if job["phase"] in ("succeeded", "failed", "cancelled", "timed_out"):
+            break
+        time.sleep(0.1)
+    stdout = tracked.cli("job", "logs", "reg-job", env={"LATHE_PROJECT": PROJECT}).stdout
+    stderr = tracked.cli("job", "logs", "reg-job", "--stream", "stderr",
+                         env={"LATHE_PROJECT": PROJECT}).stdout
+    assert job["phase"] == "succeeded", (job, stdout, stderr)
+    lines = dict(line.split(" ", 1) for line in stdout.strip().splitlines())
+    assert lines["run"] == job["run_id"]  # the SDK attached to the job's run
+    files = api(tracked, "GET", f"/runs/{job['run_id']}/artifacts?path=model")["files"]
+    assert files == [{"path": "model/weights.bin", "is_dir": False, "file_size": 100000}]
+    version = api(tracked, "GET", f"/models/job-model/versions/{lines['version']}")
+    assert version["run_id"] == job["run_id"] and version["aliases"] == ["latest-job"]
+    lineage = version["lineage"]
+    assert lineage["job_id"] == job["id"] and lineage["job_name"] == "reg-job"
+    assert lineage["experiment_name"] == "jobs"
