@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, Server
 
 PROJECT = "ml"
 PYTHON = "/usr/bin/python3"
@@ -392,3 +392,31 @@ def test_a_tracked_job_logs_artifacts_and_registers_a_model(tracked, tmp_path):
     lineage = version["lineage"]
     assert lineage["job_id"] == job["id"] and lineage["job_name"] == "reg-job"
     assert lineage["experiment_name"] == "jobs"
+
+
+def test_an_upload_over_the_limit_fails_at_once_with_the_servers_answer(tmp_path):
+    """The server answers 413 before the body is in; the SDK reads that answer
+    instead of reporting a broken pipe, and does not retry it."""
+    server = Server(tmp_path / "home",
+                    extra_args=["--set", "artifacts.max_file_bytes=100000"]).start()
+    try:
+        server.cli("project", "create", PROJECT)
+        with open(tmp_path / "big.bin", "wb") as f:
+            f.truncate(20 << 20)
+        started = time.time()
+        out = script(server, f"""
+            import json, lathe
+            with lathe.start_run() as run:
+                try:
+                    lathe.log_artifact({str(tmp_path / "big.bin")!r})
+                    seen = None
+                except lathe.LatheError as e:
+                    seen = [e.code, e.http_status, e.field]
+            print(json.dumps({{"seen": seen, "files": lathe.list_artifacts(run.run_id)}}))
+        """, env={"LATHE_RETRY_TIMEOUT": "30"})
+        seen = json.loads(out)
+        assert seen["seen"] == ["RESOURCE_EXHAUSTED", 413, "body"], seen
+        assert seen["files"] == []
+        assert time.time() - started < 20
+    finally:
+        server.stop()
