@@ -74,7 +74,10 @@ void EncodeMlflowModel(JsonWriter& w, const RegisteredModel& m) {
   if (!m.aliases.empty()) {
     w.Key("aliases").BeginArray();
     for (const tracking::ModelAlias& a : m.aliases) {
-      w.BeginObject().Field("alias", a.alias).Field("version", std::to_string(a.version)).EndObject();
+      w.BeginObject()
+          .Field("alias", a.alias)
+          .Field("version", std::to_string(a.version))
+          .EndObject();
     }
     w.EndArray();
   }
@@ -163,7 +166,10 @@ void EncodeVersion(JsonWriter& w, const ModelVersion& v) {
 }
 
 void EncodeModel(JsonWriter& w, const RegisteredModel& m) {
-  w.BeginObject().Field("name", m.name).Field("project", m.project).Field("description", m.description);
+  w.BeginObject()
+      .Field("name", m.name)
+      .Field("project", m.project)
+      .Field("description", m.description);
   WriteMillisTime(w, "created_at", m.creation_timestamp);
   WriteMillisTime(w, "updated_at", m.last_updated_timestamp);
   WriteTagMap(w, m.tags);
@@ -260,7 +266,8 @@ void Api::RegisterRegistryRoutes() {
     Args a(std::move(v));
     ASSIGN_OR_RETURN(std::string name, a.Str("name", true));
     ASSIGN_OR_RETURN(std::string description, a.Str("description"));
-    ASSIGN_OR_RETURN(RegisteredModel m, reg->UpdateModel(c.principal, c.project, name, description));
+    ASSIGN_OR_RETURN(RegisteredModel m,
+                     reg->UpdateModel(c.principal, c.project, name, description));
     WriteModel(c.res, m);
     return OkStatus();
   });
@@ -442,9 +449,8 @@ void Api::RegisterRegistryRoutes() {
     ASSIGN_OR_RETURN(std::string name, a.Str("name", true));
     ASSIGN_OR_RETURN(int64_t version, RequiredVersion(a));
     ASSIGN_OR_RETURN(std::string uri, reg->GetDownloadUri(c.principal, c.project, name, version));
-    WriteJson(c.res, 200, [&](JsonWriter& w) {
-      w.BeginObject().Field("artifact_uri", uri).EndObject();
-    });
+    WriteJson(c.res, 200,
+              [&](JsonWriter& w) { w.BeginObject().Field("artifact_uri", uri).EndObject(); });
     return OkStatus();
   });
 
@@ -536,7 +542,8 @@ void Api::RegisterRegistryRoutes() {
     ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(body, ""));
     std::string new_name, description;
     const bool rename = body.Find("name") != nullptr && !body.Find("name")->is_null();
-    const bool describe = body.Find("description") != nullptr && !body.Find("description")->is_null();
+    const bool describe =
+        body.Find("description") != nullptr && !body.Find("description")->is_null();
     RETURN_IF_ERROR(r.String("name", &new_name));
     RETURN_IF_ERROR(r.String("description", &description));
     RETURN_IF_ERROR(r.Finish());
@@ -556,8 +563,8 @@ void Api::RegisterRegistryRoutes() {
   });
 
   Authed(Method::kDelete, base + "/{model}", [reg](Call& c) -> Status {
-    RETURN_IF_ERROR(reg->DeleteModel(*c.principal, c.req.PathParam("project"),
-                                     c.req.PathParam("model")));
+    RETURN_IF_ERROR(
+        reg->DeleteModel(*c.principal, c.req.PathParam("project"), c.req.PathParam("model")));
     NoContent(c.res);
     return OkStatus();
   });
@@ -595,7 +602,8 @@ void Api::RegisterRegistryRoutes() {
     RETURN_IF_ERROR(r.StringMap("tags", &tags));
     RETURN_IF_ERROR(r.Finish());
     req.tags = ToTags(tags);
-    ASSIGN_OR_RETURN(ModelVersion mv, reg->CreateVersion(*c.principal, c.req.PathParam("project"), req));
+    ASSIGN_OR_RETURN(ModelVersion mv,
+                     reg->CreateVersion(*c.principal, c.req.PathParam("project"), req));
     WriteJson(c.res, 201, [&](JsonWriter& w) { EncodeVersion(w, mv); });
     return OkStatus();
   });
@@ -639,7 +647,8 @@ void Api::RegisterRegistryRoutes() {
     ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(body, ""));
     std::string description, stage;
     bool archive = false;
-    const bool describe = body.Find("description") != nullptr && !body.Find("description")->is_null();
+    const bool describe =
+        body.Find("description") != nullptr && !body.Find("description")->is_null();
     RETURN_IF_ERROR(r.String("description", &description));
     RETURN_IF_ERROR(r.String("stage", &stage));
     RETURN_IF_ERROR(r.Bool("archive_existing_versions", &archive));
@@ -658,7 +667,8 @@ void Api::RegisterRegistryRoutes() {
       ASSIGN_OR_RETURN(mv, reg->UpdateVersion(*c.principal, project, name, version, description));
     }
     if (!stage.empty()) {
-      ASSIGN_OR_RETURN(mv, reg->TransitionStage(*c.principal, project, name, version, stage, archive));
+      ASSIGN_OR_RETURN(mv,
+                       reg->TransitionStage(*c.principal, project, name, version, stage, archive));
     }
     if (!mv) {
       ASSIGN_OR_RETURN(mv, reg->GetVersion(*c.principal, project, name, version));
@@ -689,14 +699,15 @@ void Api::RegisterRegistryRoutes() {
     return OkStatus();
   });
 
-  Authed(Method::kDelete, base + "/{model}/versions/{version}/tags/{key}", [reg](Call& c) -> Status {
-    ASSIGN_OR_RETURN(int64_t version, PathVersion(c.req));
-    RETURN_IF_ERROR(reg->DeleteVersionTag(*c.principal, c.req.PathParam("project"),
-                                          c.req.PathParam("model"), version,
-                                          c.req.PathParam("key")));
-    NoContent(c.res);
-    return OkStatus();
-  });
+  Authed(Method::kDelete, base + "/{model}/versions/{version}/tags/{key}",
+         [reg](Call& c) -> Status {
+           ASSIGN_OR_RETURN(int64_t version, PathVersion(c.req));
+           RETURN_IF_ERROR(reg->DeleteVersionTag(*c.principal, c.req.PathParam("project"),
+                                                 c.req.PathParam("model"), version,
+                                                 c.req.PathParam("key")));
+           NoContent(c.res);
+           return OkStatus();
+         });
 
   // ---- aliases
   Authed(Method::kPut, base + "/{model}/aliases/{alias}", [reg](Call& c) -> Status {

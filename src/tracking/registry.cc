@@ -66,7 +66,8 @@ bool IEquals(std::string_view a, std::string_view b) {
 }
 
 bool HasControl(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20; });
 }
 
 Status ModelNotFound(std::string_view name) {
@@ -100,7 +101,8 @@ Status ValidateModelName(std::string_view name, std::string_view field) {
 // Errors name `field`, or `value_field` for the value when given.
 Status ValidateTag(const Tag& t, std::string_view field, std::string_view value_field = {}) {
   if (t.key.empty()) {
-    return InvalidArgumentError(fmt::format("{}: a tag key is required", field), std::string(field));
+    return InvalidArgumentError(fmt::format("{}: a tag key is required", field),
+                                std::string(field));
   }
   if (t.key.size() > kMaxTagKey) {
     return InvalidArgumentError(
@@ -150,9 +152,9 @@ Status ValidateAlias(std::string_view alias) {
     return InvalidArgumentError("alias: Registered model alias name cannot be empty.", "alias");
   }
   if (alias.size() > kMaxAlias) {
-    return InvalidArgumentError(
-        fmt::format("alias: alias of {} characters exceeds the limit of {}", alias.size(), kMaxAlias),
-        "alias");
+    return InvalidArgumentError(fmt::format("alias: alias of {} characters exceeds the limit of {}",
+                                            alias.size(), kMaxAlias),
+                                "alias");
   }
   for (char c : alias) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
@@ -168,8 +170,7 @@ Status ValidateAlias(std::string_view alias) {
                                 "alias");
   }
   if ((alias[0] == 'v' || alias[0] == 'V') && alias.size() > 1 &&
-      std::all_of(alias.begin() + 1, alias.end(),
-                  [](char c) { return c >= '0' && c <= '9'; })) {
+      std::all_of(alias.begin() + 1, alias.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return InvalidArgumentError(
         fmt::format("alias: Version alias name '{}' is reserved (v<number> names a version).",
                     alias),
@@ -179,7 +180,9 @@ Status ValidateAlias(std::string_view alias) {
 }
 
 // "o:<offset>" as an opaque token.
-std::string EncodeOffsetToken(int64_t offset) { return Base64UrlEncode("o:" + std::to_string(offset)); }
+std::string EncodeOffsetToken(int64_t offset) {
+  return Base64UrlEncode("o:" + std::to_string(offset));
+}
 StatusOr<int64_t> DecodeOffsetToken(std::string_view token) {
   if (token.empty()) return int64_t{0};
   std::string raw;
@@ -206,12 +209,23 @@ std::string LikeToGlob(std::string_view like) {
   std::string out;
   for (char c : like) {
     switch (c) {
-      case '%': out += '*'; break;
-      case '_': out += '?'; break;
-      case '*': out += "[*]"; break;
-      case '?': out += "[?]"; break;
-      case '[': out += "[[]"; break;
-      default: out += c;
+      case '%':
+        out += '*';
+        break;
+      case '_':
+        out += '?';
+        break;
+      case '*':
+        out += "[*]";
+        break;
+      case '?':
+        out += "[?]";
+        break;
+      case '[':
+        out += "[[]";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -224,8 +238,8 @@ enum class Attr { kName, kTag, kRunId, kVersion, kSource, kStage };
 
 struct Clause {
   Attr attr = Attr::kName;
-  std::string key;                  // tag key
-  std::string op;                   // "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"
+  std::string key;  // tag key
+  std::string op;   // "=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN"
   std::vector<std::string> values;  // one, or the IN list
   int64_t number = 0;               // version_number
 };
@@ -324,9 +338,9 @@ class FilterParser {
         c.attr = Attr::kStage;
       } else {
         pos_ = start;
-        return Error(fmt::format(
-            "unsupported identifier \"{}\" (use name, tags.<key>{})", ident,
-            versions_ ? ", run_id, version_number, source_path, current_stage" : ""));
+        return Error(
+            fmt::format("unsupported identifier \"{}\" (use name, tags.<key>{})", ident,
+                        versions_ ? ", run_id, version_number, source_path, current_stage" : ""));
       }
     }
     // The comparator.
@@ -337,7 +351,8 @@ class FilterParser {
     } else if (text_.substr(pos_, 2) == "<=" || text_.substr(pos_, 2) == ">=") {
       c.op = std::string(text_.substr(pos_, 2));
       pos_ += 2;
-    } else if (pos_ < text_.size() && (text_[pos_] == '=' || text_[pos_] == '<' || text_[pos_] == '>')) {
+    } else if (pos_ < text_.size() &&
+               (text_[pos_] == '=' || text_[pos_] == '<' || text_[pos_] == '>')) {
       c.op = std::string(1, text_[pos_++]);
     } else {
       std::string w = Word();
@@ -364,8 +379,8 @@ class FilterParser {
         ASSIGN_OR_RETURN(digits, Quoted());
       } else {
         size_t s = pos_;
-        while (pos_ < text_.size() && (std::isdigit(static_cast<unsigned char>(text_[pos_])) ||
-                                       text_[pos_] == '-')) {
+        while (pos_ < text_.size() &&
+               (std::isdigit(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '-')) {
           ++pos_;
         }
         digits = std::string(text_.substr(s, pos_ - s));
@@ -430,7 +445,8 @@ StatusOr<std::string> OrderBySql(const std::vector<std::string>& order_by, bool 
     std::string dir;
     if (space != std::string_view::npos) {
       std::string_view rest = s.substr(space);
-      while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front()))) rest.remove_prefix(1);
+      while (!rest.empty() && std::isspace(static_cast<unsigned char>(rest.front())))
+        rest.remove_prefix(1);
       dir = std::string(rest);
     }
     for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -504,9 +520,12 @@ std::string TagValue(const std::vector<Tag>& tags, std::string_view key) {
 
 std::string_view ModelVersionStatusName(ModelVersionStatus s) {
   switch (s) {
-    case ModelVersionStatus::kPendingRegistration: return "PENDING_REGISTRATION";
-    case ModelVersionStatus::kFailedRegistration: return "FAILED_REGISTRATION";
-    case ModelVersionStatus::kReady: return "READY";
+    case ModelVersionStatus::kPendingRegistration:
+      return "PENDING_REGISTRATION";
+    case ModelVersionStatus::kFailedRegistration:
+      return "FAILED_REGISTRATION";
+    case ModelVersionStatus::kReady:
+      return "READY";
   }
   return "READY";
 }
@@ -572,7 +591,8 @@ struct RegistryService::Impl {
   }
 
   // Tags and aliases of `versions` (all of model `model_id`), in place.
-  Status LoadVersionDetails(Tx& tx, const std::string& model_id, std::vector<ModelVersion>& versions) {
+  Status LoadVersionDetails(Tx& tx, const std::string& model_id,
+                            std::vector<ModelVersion>& versions) {
     for (ModelVersion& v : versions) {
       ASSIGN_OR_RETURN(ResultSet tags, tx.Query("SELECT key, value FROM model_version_tags WHERE "
                                                 "model_id = ? AND version = ? ORDER BY key",
@@ -631,19 +651,22 @@ struct RegistryService::Impl {
     return OkStatus();
   }
 
-  StatusOr<RegisteredModel> LoadModel(Tx& tx, const tenancy::Project& proj, const std::string& name) {
+  StatusOr<RegisteredModel> LoadModel(Tx& tx, const tenancy::Project& proj,
+                                      const std::string& name) {
     ASSIGN_OR_RETURN(ModelRow m, FindModel(tx, proj, name));
     RETURN_IF_ERROR(LoadModelDetails(tx, m));
     return std::move(m.model);
   }
 
   Status TouchModel(Tx& tx, const std::string& model_id, int64_t now) {
-    return tx.Exec("UPDATE registered_models SET last_update_time = ? WHERE id = ?", {now, model_id})
+    return tx
+        .Exec("UPDATE registered_models SET last_update_time = ? WHERE id = ?", {now, model_id})
         .status();
   }
 
   // SQL for `column <op> value` with MLflow's LIKE semantics on this driver.
-  std::string StringComparison(const std::string& column, const Clause& c, std::vector<Value>* args) {
+  std::string StringComparison(const std::string& column, const Clause& c,
+                               std::vector<Value>* args) {
     if (c.op == "IN" || c.op == "NOT IN") {
       for (const std::string& v : c.values) args->emplace_back(v);
       return column + " " + c.op + " " + Placeholders(c.values.size());
@@ -666,15 +689,24 @@ struct RegistryService::Impl {
   }
 
   // " AND …" for every clause.
-  std::string WhereSql(const std::vector<Clause>& clauses, bool versions, std::vector<Value>* args) {
+  std::string WhereSql(const std::vector<Clause>& clauses, bool versions,
+                       std::vector<Value>* args) {
     std::string sql;
     for (const Clause& c : clauses) {
       sql += " AND ";
       switch (c.attr) {
-        case Attr::kName: sql += StringComparison("m.name", c, args); break;
-        case Attr::kRunId: sql += StringComparison("v.run_id", c, args); break;
-        case Attr::kSource: sql += StringComparison("v.source", c, args); break;
-        case Attr::kStage: sql += StringComparison("v.stage", c, args); break;
+        case Attr::kName:
+          sql += StringComparison("m.name", c, args);
+          break;
+        case Attr::kRunId:
+          sql += StringComparison("v.run_id", c, args);
+          break;
+        case Attr::kSource:
+          sql += StringComparison("v.source", c, args);
+          break;
+        case Attr::kStage:
+          sql += StringComparison("v.stage", c, args);
+          break;
         case Attr::kVersion:
           args->emplace_back(c.number);
           sql += "v.version " + c.op + " ?";
@@ -740,7 +772,8 @@ StatusOr<RegisteredModel> RegistryService::CreateModel(const tenancy::Principal&
   });
   if (st.code() == StatusCode::kAlreadyExists) {
     // Another server inserted the same name between our check and insert.
-    return AlreadyExistsError(fmt::format("Registered Model (name={}) already exists.", name), "name");
+    return AlreadyExistsError(fmt::format("Registered Model (name={}) already exists.", name),
+                              "name");
   }
   RETURN_IF_ERROR(st);
   return out;
@@ -831,9 +864,10 @@ Status RegistryService::DeleteModel(const tenancy::Principal& p, const std::stri
   });
 }
 
-StatusOr<std::vector<RegisteredModel>> RegistryService::SearchModels(
-    const tenancy::Principal& p, const std::string& project, const RegistrySearch& search,
-    std::string* next_page_token) {
+StatusOr<std::vector<RegisteredModel>> RegistryService::SearchModels(const tenancy::Principal& p,
+                                                                     const std::string& project,
+                                                                     const RegistrySearch& search,
+                                                                     std::string* next_page_token) {
   if (search.max_results < 1 || search.max_results > kMaxModelResults) {
     return InvalidArgumentError(
         fmt::format("max_results: Invalid value for request parameter max_results. It must be "
@@ -901,9 +935,10 @@ Status RegistryService::SetModelTag(const tenancy::Principal& p, const std::stri
   return store::RunInTx(impl_->store, TxMode::kWrite, [&](Tx& tx) -> Status {
     ASSIGN_OR_RETURN(Impl::ModelRow m, impl_->FindModel(tx, proj, name));
     return tx
-        .Exec("INSERT INTO registered_model_tags (model_id, key, value) VALUES (?, ?, ?) ON "
-              "CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-              {m.id, tag.key, tag.value})
+        .Exec(
+            "INSERT INTO registered_model_tags (model_id, key, value) VALUES (?, ?, ?) ON "
+            "CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+            {m.id, tag.key, tag.value})
         .status();
   });
 }
@@ -933,9 +968,10 @@ Status RegistryService::SetAlias(const tenancy::Principal& p, const std::string&
                                            {m.id, version}));
     if (v.empty()) return VersionNotFound(name, version);
     return tx
-        .Exec("INSERT INTO model_aliases (model_id, alias, version) VALUES (?, ?, ?) ON CONFLICT "
-              "(model_id, alias) DO UPDATE SET version = excluded.version",
-              {m.id, alias, version})
+        .Exec(
+            "INSERT INTO model_aliases (model_id, alias, version) VALUES (?, ?, ?) ON CONFLICT "
+            "(model_id, alias) DO UPDATE SET version = excluded.version",
+            {m.id, alias, version})
         .status();
   });
 }
@@ -1075,9 +1111,10 @@ Status RegistryService::DeleteVersion(const tenancy::Principal& p, const std::st
   });
 }
 
-StatusOr<std::vector<ModelVersion>> RegistryService::SearchVersions(
-    const tenancy::Principal& p, const std::string& project, const RegistrySearch& search,
-    std::string* next_page_token) {
+StatusOr<std::vector<ModelVersion>> RegistryService::SearchVersions(const tenancy::Principal& p,
+                                                                    const std::string& project,
+                                                                    const RegistrySearch& search,
+                                                                    std::string* next_page_token) {
   if (search.max_results < 1 || search.max_results > kMaxVersionResults) {
     return InvalidArgumentError(
         fmt::format("max_results: Invalid value for request parameter max_results. It must be "
@@ -1094,9 +1131,10 @@ StatusOr<std::vector<ModelVersion>> RegistryService::SearchVersions(
   RETURN_IF_ERROR(store::RunInTx(impl_->store, TxMode::kRead, [&](Tx& tx) -> Status {
     out.clear();
     std::vector<Value> args{proj.id};
-    std::string sql = fmt::format("SELECT m.id, m.name, {} FROM model_versions v JOIN "
-                                  "registered_models m ON m.id = v.model_id WHERE m.project_id = ?",
-                                  kVersionColumns);
+    std::string sql = fmt::format(
+        "SELECT m.id, m.name, {} FROM model_versions v JOIN "
+        "registered_models m ON m.id = v.model_id WHERE m.project_id = ?",
+        kVersionColumns);
     if (!search.model.empty()) {
       ASSIGN_OR_RETURN(Impl::ModelRow m, impl_->FindModel(tx, proj, search.model));
       sql += " AND m.id = ?";
@@ -1168,9 +1206,10 @@ Status RegistryService::SetVersionTag(const tenancy::Principal& p, const std::st
                                            {m.id, version}));
     if (v.empty()) return VersionNotFound(name, version);
     return tx
-        .Exec("INSERT INTO model_version_tags (model_id, version, key, value) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT (model_id, version, key) DO UPDATE SET value = excluded.value",
-              {m.id, version, tag.key, tag.value})
+        .Exec(
+            "INSERT INTO model_version_tags (model_id, version, key, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (model_id, version, key) DO UPDATE SET value = excluded.value",
+            {m.id, version, tag.key, tag.value})
         .status();
   });
 }
@@ -1196,8 +1235,8 @@ Status RegistryService::DeleteVersionTag(const tenancy::Principal& p, const std:
 // ---------------------------------------------------------------- lineage
 
 StatusOr<Lineage> RegistryService::GetLineage(const tenancy::Principal& p,
-                                              const std::string& project,
-                                              const std::string& name, int64_t version) {
+                                              const std::string& project, const std::string& name,
+                                              int64_t version) {
   Lineage out;
   ASSIGN_OR_RETURN(out.version, GetVersion(p, project, name, version));
   if (out.version.run_id.empty()) return out;

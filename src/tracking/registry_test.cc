@@ -31,7 +31,8 @@ std::string RandomSuffix() {
 void PgAdmin(const std::string& base, const std::string& sql) {
   PGconn* conn = PQconnectdb(base.c_str());
   ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   PGresult* res = PQexec(conn, sql.c_str());
   EXPECT_TRUE(PQresultStatus(res) == PGRES_COMMAND_OK) << sql << ": " << PQresultErrorMessage(res);
   PQclear(res);
@@ -73,10 +74,12 @@ class RegistryTest : public ::testing::TestWithParam<std::string> {
     store_ = std::move(*s);
     tenancy_ = std::make_unique<tenancy::TenancyService>(*store_, clock_, 0);
     std::string token;
-    ASSERT_TRUE(tenancy_->Bootstrap([&](const std::string& t) {
-                  token = t;
-                  return OkStatus();
-                }).ok());
+    ASSERT_TRUE(tenancy_
+                    ->Bootstrap([&](const std::string& t) {
+                      token = t;
+                      return OkStatus();
+                    })
+                    .ok());
     admin_ = *tenancy_->Authenticate(token);
     ASSERT_TRUE(tenancy_->CreateProject(admin_, "ml", "").ok());
     ASSERT_TRUE(tenancy_->CreateProject(admin_, "other", "").ok());
@@ -109,10 +112,11 @@ class RegistryTest : public ::testing::TestWithParam<std::string> {
 
   ModelVersion NewVersion(const std::string& model, const std::string& run_id = "",
                           const std::vector<Tag>& tags = {}, const std::string& source = "") {
-    CreateModelVersion req{.name = model,
-                           .source = source.empty() ? "mlflow-artifacts:/1/abc/artifacts/model" : source,
-                           .run_id = run_id,
-                           .tags = tags};
+    CreateModelVersion req{
+        .name = model,
+        .source = source.empty() ? "mlflow-artifacts:/1/abc/artifacts/model" : source,
+        .run_id = run_id,
+        .tags = tags};
     auto v = reg_->CreateVersion(admin_, "ml", req);
     EXPECT_TRUE(v.ok()) << v.status().ToString();
     return v.ok() ? *v : ModelVersion{};
@@ -156,8 +160,8 @@ TEST_P(RegistryTest, ModelNamesAreUniquePerProject) {
   EXPECT_EQ(reg_->GetModel(admin_, "ml", "nope").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(reg_->GetModel(admin_, "nope", "churn").status().code(), StatusCode::kNotFound);
 
-  for (const std::string& bad : {std::string(), std::string("a/b"), std::string("tab\there"),
-                                 std::string(257, 'x')}) {
+  for (const std::string& bad :
+       {std::string(), std::string("a/b"), std::string("tab\there"), std::string(257, 'x')}) {
     auto st = reg_->CreateModel(admin_, "ml", bad, "", {});
     EXPECT_EQ(st.status().code(), StatusCode::kInvalidArgument) << bad;
     EXPECT_EQ(st.status().field(), "name");
@@ -241,7 +245,8 @@ TEST_P(RegistryTest, VersionsAreNumberedPerModelAndNeverReused) {
 
   ASSERT_TRUE(reg_->SetVersionTag(admin_, "ml", "a", 1, {"k", "w"}).ok());
   ASSERT_TRUE(reg_->SetVersionTag(admin_, "ml", "a", 1, {"z", "1"}).ok());
-  EXPECT_EQ(reg_->GetVersion(admin_, "ml", "a", 1)->tags, (std::vector<Tag>{{"k", "w"}, {"z", "1"}}));
+  EXPECT_EQ(reg_->GetVersion(admin_, "ml", "a", 1)->tags,
+            (std::vector<Tag>{{"k", "w"}, {"z", "1"}}));
   ASSERT_TRUE(reg_->DeleteVersionTag(admin_, "ml", "a", 1, "k").ok());
   EXPECT_TRUE(reg_->DeleteVersionTag(admin_, "ml", "a", 1, "k").ok());
   EXPECT_EQ(reg_->GetVersion(admin_, "ml", "a", 1)->tags, (std::vector<Tag>{{"z", "1"}}));
@@ -290,10 +295,11 @@ TEST_P(RegistryTest, AliasesMoveAndGoWithTheirVersion) {
 
   EXPECT_EQ(reg_->SetAlias(admin_, "ml", "m", "x", 9).code(), StatusCode::kNotFound);
   EXPECT_EQ(reg_->SetAlias(admin_, "ml", "nope", "x", 1).code(), StatusCode::kNotFound);
-  EXPECT_EQ(reg_->GetVersionByAlias(admin_, "ml", "m", "nope").status().code(), StatusCode::kNotFound);
-  for (const std::string& bad : {std::string("latest"), std::string("LaTeSt"), std::string("v1"),
-                                 std::string("V12"), std::string(""), std::string("a b"),
-                                 std::string("a.b"), std::string(256, 'a')}) {
+  EXPECT_EQ(reg_->GetVersionByAlias(admin_, "ml", "m", "nope").status().code(),
+            StatusCode::kNotFound);
+  for (const std::string& bad :
+       {std::string("latest"), std::string("LaTeSt"), std::string("v1"), std::string("V12"),
+        std::string(""), std::string("a b"), std::string("a.b"), std::string(256, 'a')}) {
     Status st = reg_->SetAlias(admin_, "ml", "m", bad, 1);
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << bad;
     EXPECT_EQ(st.field(), "alias") << bad;
@@ -369,7 +375,8 @@ TEST_P(RegistryTest, LatestVersionsAreTheHighestPerStage) {
   auto bad = reg_->GetLatestVersions(admin_, "ml", "m", {"None", "Live"});
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(bad.status().field(), "stages[1]");
-  EXPECT_EQ(reg_->GetLatestVersions(admin_, "ml", "nope", {}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(reg_->GetLatestVersions(admin_, "ml", "nope", {}).status().code(),
+            StatusCode::kNotFound);
   // Deleting the latest Production version makes the one before it latest.
   ASSERT_TRUE(reg_->DeleteVersion(admin_, "ml", "m", 2).ok());
   EXPECT_EQ(Numbers(*reg_->GetLatestVersions(admin_, "ml", "m", {"Production"})),
@@ -424,14 +431,14 @@ TEST_P(RegistryTest, SearchModelsFiltersOrdersAndPages) {
 
   auto search = [&](const std::string& filter, std::vector<std::string> order = {},
                     int64_t max = 100, const std::string& token = "", std::string* next = nullptr) {
-    RegistrySearch s{.filter = filter, .order_by = std::move(order), .max_results = max,
-                     .page_token = token};
+    RegistrySearch s{
+        .filter = filter, .order_by = std::move(order), .max_results = max, .page_token = token};
     auto r = reg_->SearchModels(admin_, "ml", s, next);
     EXPECT_TRUE(r.ok()) << filter << ": " << r.status().ToString();
     return r.ok() ? Names(*r) : std::vector<std::string>{};
   };
-  EXPECT_EQ(search(""), (std::vector<std::string>{"Prod-Upper", "dev-churn", "prod-churn",
-                                                  "prod-fraud"}));
+  EXPECT_EQ(search(""),
+            (std::vector<std::string>{"Prod-Upper", "dev-churn", "prod-churn", "prod-fraud"}));
   EXPECT_EQ(search("name = 'prod-churn'"), (std::vector<std::string>{"prod-churn"}));
   EXPECT_EQ(search("name LIKE 'prod-%'"), (std::vector<std::string>{"prod-churn", "prod-fraud"}));
   EXPECT_EQ(search("name ILIKE 'prod-%'"),
@@ -439,7 +446,8 @@ TEST_P(RegistryTest, SearchModelsFiltersOrdersAndPages) {
   EXPECT_EQ(search("name != 'prod-churn' and name like '%churn'"),
             (std::vector<std::string>{"dev-churn"}));
   EXPECT_EQ(search("tags.team = 'ads'"), (std::vector<std::string>{"dev-churn", "prod-churn"}));
-  EXPECT_EQ(search("tags.team = 'ads' AND tags.`tier` = '1'"), (std::vector<std::string>{"dev-churn"}));
+  EXPECT_EQ(search("tags.team = 'ads' AND tags.`tier` = '1'"),
+            (std::vector<std::string>{"dev-churn"}));
   EXPECT_EQ(search("attributes.name = \"prod-fraud\""), (std::vector<std::string>{"prod-fraud"}));
   EXPECT_EQ(search("", {"name DESC"}),
             (std::vector<std::string>{"prod-fraud", "prod-churn", "dev-churn", "Prod-Upper"}));
@@ -512,7 +520,8 @@ TEST_P(RegistryTest, SearchVersionsFiltersOrdersAndPages) {
   EXPECT_EQ(search("", {"name DESC"}), (V{"b/1", "a/3", "a/2", "a/1"}));
 
   RegistrySearch only_b{.model = "b"};
-  EXPECT_EQ(Numbers(*reg_->SearchVersions(admin_, "ml", only_b, nullptr)), (std::vector<int64_t>{1}));
+  EXPECT_EQ(Numbers(*reg_->SearchVersions(admin_, "ml", only_b, nullptr)),
+            (std::vector<int64_t>{1}));
   EXPECT_EQ(reg_->SearchVersions(admin_, "ml", {.model = "nope"}, nullptr).status().code(),
             StatusCode::kNotFound);
   // Pages.
@@ -552,7 +561,8 @@ TEST_P(RegistryTest, ViewersReadEditorsWriteOutsidersSeeNothing) {
   EXPECT_EQ(reg_->RenameModel(viewer, "ml", "m", "n").status().code(), denied);
   EXPECT_EQ(reg_->DeleteModel(viewer, "ml", "m").code(), denied);
   EXPECT_EQ(reg_->SetModelTag(viewer, "ml", "m", {"k", "v"}).code(), denied);
-  EXPECT_EQ(reg_->CreateVersion(viewer, "ml", {.name = "m", .source = "s"}).status().code(), denied);
+  EXPECT_EQ(reg_->CreateVersion(viewer, "ml", {.name = "m", .source = "s"}).status().code(),
+            denied);
   EXPECT_EQ(reg_->TransitionStage(viewer, "ml", "m", 1, "Staging", false).status().code(), denied);
   EXPECT_EQ(reg_->SetAlias(viewer, "ml", "m", "a", 1).code(), denied);
   EXPECT_EQ(reg_->DeleteAlias(viewer, "ml", "m", "champion").code(), denied);
@@ -572,15 +582,14 @@ TEST_P(RegistryTest, ViewersReadEditorsWriteOutsidersSeeNothing) {
 TEST_P(RegistryTest, LineageFollowsTheRunToItsJobPipelineAndCode) {
   auto exp = tracking_->CreateExperiment(admin_, "ml", "mnist", {});
   ASSERT_TRUE(exp.ok());
-  auto run = tracking_->CreateRun(
-      admin_, "ml",
-      {.experiment_id = exp->id,
-       .run_name = "train",
-       .tags = {{"lathe.job_name", "train-mnist"},
-                {"lathe.pipeline_run_id", "pr-1"},
-                {"lathe.pipeline_step", "train"},
-                {"lathe.code_digest", "sha256:abc"}},
-       .job_id = "01JOB"});
+  auto run = tracking_->CreateRun(admin_, "ml",
+                                  {.experiment_id = exp->id,
+                                   .run_name = "train",
+                                   .tags = {{"lathe.job_name", "train-mnist"},
+                                            {"lathe.pipeline_run_id", "pr-1"},
+                                            {"lathe.pipeline_step", "train"},
+                                            {"lathe.code_digest", "sha256:abc"}},
+                                   .job_id = "01JOB"});
   ASSERT_TRUE(run.ok()) << run.status().ToString();
   NewModel("m");
   ModelVersion v = NewVersion("m", run->info.run_id);
@@ -636,7 +645,8 @@ TEST_P(RegistryTest, DownloadUriResolvesRunSources) {
   NewVersion("m", "", {}, "runs:/" + std::string(32, '0') + "/model");
   EXPECT_EQ(*reg_->GetDownloadUri(admin_, "ml", "m", 1), run->info.artifact_uri + "/model");
   EXPECT_EQ(*reg_->GetDownloadUri(admin_, "ml", "m", 2), "s3://bucket/model");
-  EXPECT_EQ(*reg_->GetDownloadUri(admin_, "ml", "m", 3), "runs:/" + std::string(32, '0') + "/model");
+  EXPECT_EQ(*reg_->GetDownloadUri(admin_, "ml", "m", 3),
+            "runs:/" + std::string(32, '0') + "/model");
   EXPECT_EQ(reg_->GetDownloadUri(admin_, "ml", "m", 4).status().code(), StatusCode::kNotFound);
 }
 
@@ -655,13 +665,14 @@ TEST_P(RegistryTest, LimitsAreMlflows) {
   EXPECT_NE(value.message().find("100000"), std::string::npos);
   EXPECT_EQ(reg_->SetVersionTag(admin_, "ml", "m", 1, {"k", std::string(100'001, 'v')}).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(reg_->SetModelTag(admin_, "ml", "m", {"bad*key", "v"}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(reg_->SetModelTag(admin_, "ml", "m", {"bad*key", "v"}).code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(reg_->SetModelTag(admin_, "ml", "m", {"", "v"}).code(), StatusCode::kInvalidArgument);
   auto tags = reg_->CreateModel(admin_, "ml", "n", "", {{"ok", "v"}, {"bad*", "v"}});
   EXPECT_EQ(tags.status().field(), "tags[1]");
   EXPECT_EQ(reg_->GetModel(admin_, "ml", "n").status().code(), StatusCode::kNotFound);
-  auto vtags = reg_->CreateVersion(admin_, "ml",
-                                   {.name = "m", .source = "s", .tags = {{std::string(251, 'k'), ""}}});
+  auto vtags = reg_->CreateVersion(
+      admin_, "ml", {.name = "m", .source = "s", .tags = {{std::string(251, 'k'), ""}}});
   EXPECT_EQ(vtags.status().field(), "tags[0]");
 }
 
