@@ -9,8 +9,21 @@
 namespace lathe::http {
 namespace {
 
-bool IsParam(std::string_view segment) {
-  return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
+// What a pattern segment matches, most specific first: a literal, "{name}"
+// (one segment), "{name*}" (the rest of the path, one or more segments).
+enum class SegmentKind { kLiteral, kParam, kRest };
+
+SegmentKind KindOf(std::string_view segment) {
+  if (segment.size() < 2 || segment.front() != '{' || segment.back() != '}')
+    return SegmentKind::kLiteral;
+  return segment.size() >= 3 && segment[segment.size() - 2] == '*' ? SegmentKind::kRest
+                                                                   : SegmentKind::kParam;
+}
+
+// "project" for "{project}", "path" for "{path*}".
+std::string ParamName(std::string_view segment) {
+  const bool rest = KindOf(segment) == SegmentKind::kRest;
+  return std::string(segment.substr(1, segment.size() - (rest ? 3 : 2)));
 }
 
 // Splits "/a/b/" into {"a", "b"}: the leading slash is skipped and one
@@ -30,11 +43,12 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 }
 
 // True when route `a` is more specific than `b` (both match the same path):
-// at the first position where they differ in kind, a literal beats a parameter.
+// at the first position where they differ in kind, a literal beats a
+// parameter and a parameter beats a rest parameter.
 bool MoreSpecific(const std::vector<std::string>& a, const std::vector<std::string>& b) {
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    bool pa = IsParam(a[i]), pb = IsParam(b[i]);
-    if (pa != pb) return !pa;
+    SegmentKind ka = KindOf(a[i]), kb = KindOf(b[i]);
+    if (ka != kb) return ka < kb;
   }
   return false;
 }
@@ -55,13 +69,22 @@ void Router::Add(Method method, std::string_view pattern, Handler handler) {
   route.method = method;
   route.pattern = std::string(pattern);
   for (std::string_view part : SplitPath(pattern)) route.segments.emplace_back(part);
+  for (size_t i = 0; i + 1 < route.segments.size(); ++i) {
+    if (KindOf(route.segments[i]) == SegmentKind::kRest) {
+      LOG_ERROR("http::Router: in {} a rest parameter {} is not the last segment", pattern,
+                route.segments[i]);
+      std::abort();
+    }
+  }
+  route.has_rest = !route.segments.empty() && KindOf(route.segments.back()) == SegmentKind::kRest;
   for (const Route& other : routes_) {
     if (other.method != method || other.segments.size() != route.segments.size()) continue;
     bool same = true;
     for (size_t i = 0; i < route.segments.size() && same; ++i) {
       const std::string& x = other.segments[i];
       const std::string& y = route.segments[i];
-      same = (IsParam(x) && IsParam(y)) || x == y;
+      SegmentKind kx = KindOf(x);
+      same = kx == KindOf(y) && (kx != SegmentKind::kLiteral || x == y);
     }
     if (same) {
       LOG_ERROR("http::Router: duplicate route {} {} (already {})", MethodName(method), pattern,
@@ -79,25 +102,38 @@ void Router::SetErrorHandler(std::function<void(Request&, Response&, int, std::s
 
 bool Router::Match(const Route& route, const std::vector<std::string_view>& parts,
                    std::vector<std::pair<std::string, std::string>>* params) const {
-  if (route.segments.size() != parts.size()) return false;
+  const size_t fixed = route.has_rest ? route.segments.size() - 1 : route.segments.size();
+  if (route.has_rest ? parts.size() <= fixed : parts.size() != fixed) return false;
   params->clear();
-  for (size_t i = 0; i < parts.size(); ++i) {
+  std::string value;
+  for (size_t i = 0; i < fixed; ++i) {
     const std::string& seg = route.segments[i];
-    if (IsParam(seg)) {
+    if (KindOf(seg) == SegmentKind::kParam) {
       if (parts[i].empty()) return false;
-      std::string value;
       if (!PercentDecode(parts[i], &value, false)) return false;
-      params->emplace_back(seg.substr(1, seg.size() - 2), std::move(value));
+      params->emplace_back(ParamName(seg), std::move(value));
     } else {
       // Literal segments compare against the decoded segment, so "%761"
       // still matches "v1"; an encoded "%2F" never splits a segment.
       if (parts[i].find('%') == std::string_view::npos) {
         if (parts[i] != seg) return false;
       } else {
-        std::string value;
         if (!PercentDecode(parts[i], &value, false) || value != seg) return false;
       }
     }
+  }
+  if (route.has_rest) {
+    // The same rules per segment as "{name}" (non-empty, well-formed
+    // escapes), but the value is the raw text: the parts are views into one
+    // string, so the remainder runs from the first part to the end of the last.
+    for (size_t i = fixed; i < parts.size(); ++i) {
+      if (parts[i].empty()) return false;
+      if (parts[i].find('%') != std::string_view::npos && !PercentDecode(parts[i], &value, false))
+        return false;
+    }
+    const char* begin = parts[fixed].data();
+    const char* end = parts.back().data() + parts.back().size();
+    params->emplace_back(ParamName(route.segments.back()), std::string(begin, end));
   }
   return true;
 }

@@ -7,11 +7,17 @@
 // only SseWaker (called from producer threads) and the counters are shared.
 #include "http/server.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -24,8 +30,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/file_posix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/read_size.hpp>
+#include <boost/beast/http/basic_file_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -53,6 +62,33 @@ constexpr int kListenBacklog = 1024;
 // an RST that destroys the answer before the client reads it.
 constexpr auto kLingerTime = std::chrono::milliseconds(1000);
 constexpr size_t kKeepBufferBytes = 256 * 1024;
+// Socket reads go through buffer_ in pieces of at most this size, so a
+// spooled upload of any size holds about this much in memory.
+constexpr size_t kReadChunkBytes = 64 * 1024;
+// A Response::body_file is sent in writes of this size; the first carries
+// the headers too, so a file up to this size goes out in one write.
+constexpr size_t kFileChunkBytes = 256 * 1024;
+
+using SpoolBody = bhttp::basic_file_body<beast::file_posix>;
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// An open file descriptor, closed when reset or destroyed.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { Reset(); }
+  int get() const { return fd_; }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 std::string FormatEndpoint(const tcp::endpoint& ep) {
   if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
@@ -128,6 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   ~Session() {
+    DiscardSpool();  // a server shut down in the middle of an upload
     if (waker_) waker_->Kill();
     if (counted_) server_->inflight_.fetch_sub(1, std::memory_order_relaxed);
     worker_->sessions.erase(this);
@@ -214,10 +251,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     phase_ = Phase::kReading;
-    parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(
+    head_parser_.emplace();
+    head_parser_->header_limit(static_cast<std::uint32_t>(
         std::min<size_t>(server_->options().max_header_bytes, UINT32_MAX)));
-    parser_->body_limit(static_cast<std::uint64_t>(server_->options().max_body_bytes));
+    // OnHeader checks Content-Length against the limit that applies to
+    // this request; the body parsers enforce it from there. (Not
+    // boost::none: Beast 1.74 compares Content-Length > none as true.)
+    head_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    body_limit_ = server_->options().max_body_bytes;
+    expect_continue_ = false;
     continue_sent_ = false;
     // Bytes already buffered (a pipelined request) start the read timeout.
     request_started_ = buffer_.size() > 0;
@@ -235,7 +277,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // progress: the first byte of a request must switch the idle deadline to
   // the read deadline.
   void ReadSome() {
-    auto space = buffer_.prepare(beast::read_size(buffer_, 64 * 1024));
+    // read_size() grows the buffer from 512 bytes as needed, which keeps an
+    // idle connection small; a spooled body reads whole chunks instead
+    // (not a read and a file write per 512 bytes).
+    auto space = buffer_.prepare(file_parser_ ? kReadChunkBytes
+                                              : beast::read_size(buffer_, kReadChunkBytes));
     socket_.async_read_some(space, [self = shared_from_this()](const ErrorCode& ec, size_t n) {
       self->OnRead(ec, n);
     });
@@ -248,65 +294,83 @@ class Session : public std::enable_shared_from_this<Session> {
       Close();  // the peer went away (or a deadline closed the socket)
       return;
     }
-    if (!request_started_) {
+    // A spooled body may take far longer than read_timeout_ms: there the
+    // timeout runs from the last bytes received, not from the first.
+    if (!request_started_ || file_parser_) {
       request_started_ = true;
       SetDeadline(After(server_->options().read_timeout_ms));
     }
     Parse();
   }
 
-  // Feeds buffered bytes to the parser; handles the request once complete.
+  // Feeds buffered bytes to the parser: first the header (head_parser_),
+  // then, once OnHeader has chosen where the body goes, the body
+  // (string_parser_ or file_parser_). Handles the request once complete.
   void Parse() {
-    while (buffer_.size() > 0) {
+    while (true) {
+      if (head_parser_) {
+        if (buffer_.size() == 0) break;
+        ErrorCode ec;
+        size_t used = head_parser_->put(buffer_.data(), ec);
+        buffer_.consume(used);
+        if (ec == bhttp::error::need_more) break;
+        if (ec) {
+          OnParseError(ec);
+          return;
+        }
+        // Not eager: put() returns right after the header, before any body
+        // byte, so the parser can still change its body type.
+        if (!head_parser_->is_header_done()) {
+          if (used == 0) break;
+          continue;
+        }
+        if (!OnHeader()) return;
+        continue;
+      }
+      if (BodyDone()) {
+        HandleRequest();
+        return;
+      }
+      if (buffer_.size() == 0) break;
       ErrorCode ec;
-      size_t used = parser_->put(buffer_.data(), ec);
+      size_t used = string_parser_ ? string_parser_->put(buffer_.data(), ec)
+                                   : file_parser_->put(buffer_.data(), ec);
       buffer_.consume(used);
       if (ec == bhttp::error::need_more) break;
       if (ec) {
         OnParseError(ec);
         return;
       }
-      if (parser_->is_done()) {
-        HandleRequest();
-        return;
-      }
-      if (used == 0) break;
+      if (used == 0 && !BodyDone()) break;
     }
-    if (parser_->is_header_done() && !continue_sent_) {
+    if (!head_parser_ && expect_continue_ && !continue_sent_) {
       continue_sent_ = true;
-      auto expect = parser_->get()[bhttp::field::expect];
-      if (EqualsIgnoreCaseAscii(std::string_view(expect.data(), expect.size()), "100-continue")) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
-                          [self = shared_from_this()](const ErrorCode& wec, size_t) {
-                            if (self->closed_) return;
-                            if (wec) {
-                              self->Close();
-                              return;
-                            }
-                            self->ReadSome();
-                          });
-        return;
-      }
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this()](const ErrorCode& wec, size_t) {
+                          if (self->closed_) return;
+                          if (wec) {
+                            self->Close();
+                            return;
+                          }
+                          self->ReadSome();
+                        });
+      return;
     }
     ReadSome();
   }
 
-  void OnParseError(const ErrorCode& ec) {
-    const ServerOptions& opt = server_->options();
-    if (ec == bhttp::error::body_limit) {
-      Reject(413, "RESOURCE_EXHAUSTED", fmt::format("request body exceeds {} bytes", opt.max_body_bytes), "body");
-    } else if (ec == bhttp::error::header_limit) {
-      Reject(431, "RESOURCE_EXHAUSTED", fmt::format("request headers exceed {} bytes", opt.max_header_bytes),
-             "headers");
-    } else {
-      Reject(400, "INVALID_ARGUMENT", "malformed HTTP request: " + ec.message(), "");
-    }
+  bool BodyDone() const {
+    return string_parser_ ? string_parser_->is_done() : file_parser_->is_done();
   }
 
-  // ---- handling ----
-  void HandleRequest() {
-    auto& msg = parser_->get();
+  // The header is complete: builds pending_, asks spool_body where the body
+  // goes and moves the parser on to a string or a file body. A body that is
+  // known to be too big (Content-Length) is refused here, before any of it
+  // is read and before 100 Continue. False when the request was rejected.
+  bool OnHeader() {
+    const ServerOptions& opt = server_->options();
+    auto& msg = head_parser_->get();
     Request req;
     req.method = ParseMethod(std::string_view(msg.method_string().data(), msg.method_string().size()));
     req.target.assign(msg.target().data(), msg.target().size());
@@ -318,7 +382,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (hash != std::string::npos) req.query.resize(hash);
     if (!PercentDecode(raw_path, &req.path, false)) {
       Reject(400, "INVALID_ARGUMENT", "malformed percent-escape in the request path", "path");
-      return;
+      return false;
     }
     req.headers.reserve(std::distance(msg.begin(), msg.end()));
     for (const auto& field : msg) {
@@ -326,10 +390,151 @@ class Session : public std::enable_shared_from_this<Session> {
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       req.headers.emplace_back(std::move(name), std::string(field.value().data(), field.value().size()));
     }
-    req.body = std::move(msg.body());
     req.remote_addr = remote_;
-    const bool keep_alive = msg.keep_alive();
-    parser_.reset();
+    pending_keep_alive_ = msg.keep_alive();
+    auto expect = msg[bhttp::field::expect];
+    expect_continue_ =
+        EqualsIgnoreCaseAscii(std::string_view(expect.data(), expect.size()), "100-continue");
+
+    uint64_t spool_limit = 0;
+    if (opt.spool_body) {
+      try {
+        spool_limit = opt.spool_body(req);
+      } catch (const std::exception& e) {
+        LOG_ERROR("http: spool_body for {} {} threw: {}", MethodName(req.method), req.target,
+                  e.what());
+        Reject(500, "INTERNAL", "internal error", "");
+        return false;
+      }
+    }
+    body_limit_ = spool_limit > 0 ? spool_limit : static_cast<uint64_t>(opt.max_body_bytes);
+    boost::optional<std::uint64_t> length = head_parser_->content_length();
+    if (length && *length > body_limit_) {
+      RejectTooLarge();
+      return false;
+    }
+    if (spool_limit == 0) {
+      string_parser_.emplace(std::move(*head_parser_));
+      string_parser_->body_limit(body_limit_);
+    } else {
+      beast::file_posix file;
+      if (!CreateSpoolFile(req.target, &file)) return false;
+      file_parser_.emplace(std::move(*head_parser_));
+      ErrorCode ec;
+      file_parser_->get().body().reset(std::move(file), ec);
+      if (ec) {
+        LOG_ERROR("http: cannot use spool file \"{}\": {}", spool_path_, ec.message());
+        Reject(500, "INTERNAL", "cannot store the request body", "");
+        return false;
+      }
+      file_parser_->body_limit(body_limit_);
+      // The header may have used up most of the read timeout: the body's
+      // timeout counts from progress (see OnRead).
+      SetDeadline(After(opt.read_timeout_ms));
+    }
+    head_parser_.reset();
+    pending_ = std::move(req);
+    return true;
+  }
+
+  // A new file in spool_dir (unique name, mode 0600) for the body; its path
+  // goes to spool_path_ and its identity to spool_id_. False when the
+  // request was rejected (the file could not be created).
+  bool CreateSpoolFile(std::string_view target, beast::file_posix* file) {
+    const std::string& dir = server_->options().spool_dir;
+    if (dir.empty()) {
+      LOG_ERROR("http: spool_body asked to spool {} but ServerOptions::spool_dir is empty", target);
+      Reject(500, "INTERNAL", "cannot store the request body", "");
+      return false;
+    }
+    std::string path = dir;
+    if (path.back() != '/') path.push_back('/');
+    path.append("lathe-body-XXXXXX");
+    int fd = ::mkostemp(path.data(), O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      LOG_ERROR("http: cannot create a spool file in \"{}\": {}", dir, ErrnoText(err));
+      Reject(500, "INTERNAL", "cannot store the request body", "");
+      return false;
+    }
+    file->native_handle(fd);  // owns fd from here
+    struct stat st {};
+    if (::fchmod(fd, 0600) != 0 || ::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::unlink(path.c_str());
+      LOG_ERROR("http: cannot set up spool file \"{}\": {}", path, ErrnoText(err));
+      Reject(500, "INTERNAL", "cannot store the request body", "");
+      return false;
+    }
+    spool_path_ = std::move(path);
+    spool_id_ = {st.st_dev, st.st_ino};
+    return true;
+  }
+
+  // Closes and removes the spool file of a request that did not reach its
+  // handler (error, timeout, disconnect, shutdown).
+  void DiscardSpool() {
+    file_parser_.reset();  // closes the file
+    if (spool_path_.empty()) return;
+    ::unlink(spool_path_.c_str());
+    spool_path_.clear();
+  }
+
+  void ResetParsers() {
+    head_parser_.reset();
+    string_parser_.reset();
+    DiscardSpool();
+  }
+
+  void RejectTooLarge() {
+    Reject(413, "RESOURCE_EXHAUSTED", fmt::format("request body exceeds {} bytes", body_limit_),
+           "body");
+  }
+
+  void OnParseError(const ErrorCode& ec) {
+    const ServerOptions& opt = server_->options();
+    if (ec == bhttp::error::body_limit) {
+      RejectTooLarge();
+    } else if (ec == bhttp::error::header_limit) {
+      Reject(431, "RESOURCE_EXHAUSTED",
+             fmt::format("request headers exceed {} bytes", opt.max_header_bytes), "headers");
+    } else if (ec.category() != bhttp::make_error_code(bhttp::error::need_more).category()) {
+      // Not a parse error: writing the spool file failed (errno).
+      LOG_ERROR("http: cannot write the request body to \"{}\": {}", spool_path_, ec.message());
+      if (ec == boost::system::errc::no_space_on_device || ec.value() == EDQUOT) {
+        Reject(507, "RESOURCE_EXHAUSTED", "no space left to store the request body", "body");
+      } else {
+        Reject(500, "INTERNAL", "cannot store the request body", "");
+      }
+    } else {
+      Reject(400, "INVALID_ARGUMENT", "malformed HTTP request: " + ec.message(), "");
+    }
+  }
+
+  // ---- handling ----
+  void HandleRequest() {
+    Request req = std::move(pending_);
+    pending_ = Request();
+    // The spool file, now the handler's; removed after it unless moved away.
+    std::string spooled;
+    if (string_parser_) {
+      req.body = std::move(string_parser_->get().body());
+      string_parser_.reset();
+    } else {
+      ErrorCode ec;
+      req.body_file_size = file_parser_->get().body().file().size(ec);
+      file_parser_.reset();  // closes the file: all of it is written
+      if (ec) {
+        LOG_ERROR("http: cannot stat spool file \"{}\": {}", spool_path_, ec.message());
+        Reject(500, "INTERNAL", "cannot store the request body", "");
+        return;
+      }
+      spooled = std::move(spool_path_);
+      spool_path_.clear();
+      req.body_file = spooled;
+      buffer_.shrink_to_fit();  // back from kReadChunkBytes for the next request
+    }
+    const bool keep_alive = pending_keep_alive_;
 
     counted_ = true;
     server_->inflight_.fetch_add(1, std::memory_order_relaxed);
@@ -347,18 +552,98 @@ class Session : public std::enable_shared_from_this<Session> {
       res.status = 500;
       res.body = ErrorJson("INTERNAL", "internal error");
     }
+    if (!spooled.empty()) RemoveUnlessMoved(spooled, spool_id_);
 
     if (res.sse) {
       StartSse(res);
       return;
     }
     keep_alive_ = keep_alive && !server_->stopping();
+    const bool head = req.method == Method::kHead;
     out_.clear();
-    AppendResponse(res, keep_alive_, req.method == Method::kHead, &out_);
     phase_ = Phase::kWriting;
+    if (!res.body_file.empty() && !StatusHasNoBody(res.status)) {
+      if (StartFileResponse(res, head)) return;
+      res = Response();
+      res.status = 404;
+      res.body = ErrorJson("NOT_FOUND", "file not found");
+    }
+    AppendResponse(res, keep_alive_, head, &out_);
     SetDeadline(After(server_->options().read_timeout_ms));
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnWrite(ec); });
+  }
+
+  // Deletes the handler's spool file unless the handler renamed it away
+  // (then `path` is absent, or is some other upload's new file: compared by
+  // device and inode).
+  static void RemoveUnlessMoved(const std::string& path, std::pair<dev_t, ino_t> id) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return;
+    if (st.st_dev == id.first && st.st_ino == id.second) ::unlink(path.c_str());
+  }
+
+  // ---- a Response::body_file ----
+  // Opens the file and writes the headers with its first chunk; false
+  // (nothing written) when it cannot be opened or is not a regular file.
+  bool StartFileResponse(const Response& res, bool head) {
+    int fd = ::open(res.body_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      LOG_WARN("http: cannot open response file \"{}\": {}", res.body_file, ErrnoText(err));
+      return false;
+    }
+    file_.Reset(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      LOG_WARN("http: response file \"{}\" is not a regular file", res.body_file);
+      file_.Reset();
+      return false;
+    }
+    file_path_ = res.body_file;
+    const auto size = static_cast<uint64_t>(st.st_size);
+    file_left_ = head ? 0 : size;
+    AppendResponseHead(res, size, keep_alive_, &out_);
+    WriteFileChunk();
+    return true;
+  }
+
+  // Appends the next chunk of the file to out_ (after the headers, for the
+  // first) and writes out_. The file is read on this I/O thread: a local
+  // disk read of one chunk is as brief as a handler's work.
+  void WriteFileChunk() {
+    if (file_left_ > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(file_left_, kFileChunkBytes));
+      const size_t at = out_.size();
+      out_.resize(at + n);
+      size_t got = 0;
+      while (got < n) {
+        ssize_t r = ::read(file_.get(), out_.data() + at + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+          // Shrunk or unreadable since it was opened: the promised
+          // Content-Length cannot be met, so the client must see the close.
+          LOG_WARN("http: response file \"{}\" ended early: {}", file_path_,
+                   r == 0 ? std::string("end of file") : ErrnoText(errno));
+          file_.Reset();
+          Close();
+          return;
+        }
+        got += static_cast<size_t>(r);
+      }
+      file_left_ -= n;
+    }
+    if (file_left_ == 0) file_.Reset();
+    SetDeadline(After(server_->options().read_timeout_ms));
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this()](const ErrorCode& ec, size_t) {
+                        if (ec || self->closed_ || self->file_left_ == 0) {
+                          self->OnWrite(ec);
+                          return;
+                        }
+                        self->out_.clear();
+                        self->WriteFileChunk();
+                      });
   }
 
   void OnWrite(const ErrorCode& ec) {
@@ -383,7 +668,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.status = status;
     res.body = ErrorJson(code, message, field);
     out_ = SerializeResponse(res, /*keep_alive=*/false, /*head=*/false);
-    parser_.reset();
+    ResetParsers();
     phase_ = Phase::kLingering;
     SetDeadline(After(server_->options().read_timeout_ms));
     asio::async_write(socket_, asio::buffer(out_), [self = shared_from_this()](const ErrorCode& ec, size_t) {
@@ -475,6 +760,8 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.close(ignored);
     timer_.cancel();
     heartbeat_.cancel();
+    ResetParsers();
+    file_.Reset();
     if (waker_) waker_->Kill();
     if (sse_) sse_->Abandon();
   }
@@ -486,8 +773,22 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer heartbeat_;
   std::string remote_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::string out_;  // the one buffer each response is written from
+  // A request is parsed by exactly one of these at a time: head_parser_
+  // until the header is complete, then string_parser_ (body in memory) or
+  // file_parser_ (body spooled to spool_path_).
+  std::optional<bhttp::request_parser<bhttp::empty_body>> head_parser_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> string_parser_;
+  std::optional<bhttp::request_parser<SpoolBody>> file_parser_;
+  Request pending_;  // the request whose body is being read (no body yet)
+  bool pending_keep_alive_ = false;
+  bool expect_continue_ = false;
+  uint64_t body_limit_ = 0;  // for the request being read
+  std::string spool_path_;   // the spool file being written; removed on any failure
+  std::pair<dev_t, ino_t> spool_id_{};
+  UniqueFd file_;  // a Response::body_file being sent
+  std::string file_path_;
+  uint64_t file_left_ = 0;  // bytes of file_ still to send
+  std::string out_;         // the buffer each response (or file chunk) is written from
   char scratch_[512];
   Phase phase_ = Phase::kReading;
   bool closed_ = false;

@@ -2,7 +2,10 @@
 //
 // * N I/O threads, each with its own acceptor on the same port
 //   (SO_REUSEPORT), TCP_NODELAY on every socket, keep-alive.
-// * Each response is serialized into one buffer and sent with one write.
+// * Each response is serialized into one buffer and sent with one write
+//   (a file response: one write for the headers and its first chunk).
+// * Request bodies go to a string, or, where spool_body says so, are
+//   streamed to a file; responses can stream a file (Response::body_file).
 // * Limits: header and body size (413 with a JSON error when the body is too
 //   big), read timeout for a request in progress, idle timeout between
 //   keep-alive requests.
@@ -13,18 +16,38 @@
 //
 // Wire behaviour (see README.md):
 // * The handler gets method, target, decoded path, raw query, lower-cased
-//   headers, body and "ip:port" of the peer. Content-Type, Content-Length and
-//   Connection are written by the server (http/wire.h: SerializeResponse).
+//   headers, body (or body_file, see spool_body) and "ip:port" of the peer.
+//   Content-Type, Content-Length and Connection are written by the server
+//   (http/wire.h: SerializeResponse).
 // * Errors the server answers itself, each with a JSON body
 //   {"error":{"code":..,"message":..,"field":..}} and Connection: close:
 //   400 malformed request (or a bad %-escape in the path), 413 body over
-//   max_body_bytes, 431 headers over max_header_bytes, 500 when a handler
-//   throws (it should not; the exception is logged).
+//   max_body_bytes (or over the spool_body limit), 431 headers over
+//   max_header_bytes, 500 when a handler or spool_body throws (it should
+//   not; the exception is logged) or a spool file cannot be created or
+//   written, 507 when its file system is full.
 // * Timeouts close the connection without an answer: idle_timeout_ms while
 //   waiting for the first byte of a request, read_timeout_ms from that byte
 //   until the request is complete, read_timeout_ms again for writing a
 //   response (a client that does not read).
-// * "Expect: 100-continue" is answered with 100 Continue before the body.
+// * Spooled bodies (spool_body > 0) instead get read_timeout_ms per chunk
+//   of progress: the timeout restarts whenever bytes arrive, so a
+//   multi-gigabyte upload that keeps moving is never cut off, while one that
+//   stalls for read_timeout_ms is closed and its partial file removed. A
+//   file response (Response::body_file) likewise gets read_timeout_ms per
+//   chunk written.
+// * Bodies are checked against their limit as soon as the header is read:
+//   a Content-Length over it is answered 413 without reading the body; a
+//   chunked body is answered 413 when it crosses the limit.
+// * "Expect: 100-continue" is answered with 100 Continue before the body,
+//   unless the request is refused first (413 for its Content-Length).
+// * Response::body_file: the headers (Content-Length = the file's size when
+//   opened) and the file's first 256 KiB go out in one write, the rest in
+//   256 KiB writes as the socket drains; the file is read on the I/O thread.
+//   HEAD gets the headers only. A file that cannot be opened, or is not a
+//   regular file, is answered 404 {"error":{"code":"NOT_FOUND",..}} (the
+//   connection stays open). A file that shrinks while being sent closes the
+//   connection short of its Content-Length.
 // * SSE (Response::sse set): "HTTP/1.1 200 OK", text/event-stream,
 //   Cache-Control: no-cache, Connection: close and no Content-Length; then
 //   frames as the stream produces them, a ": heartbeat" comment every
@@ -61,6 +84,11 @@ struct ServerOptions {
   // bytes: a larger body is answered 413 before or while it arrives and the
   // partial file is removed. Must be thread-safe and cheap (it runs on the I/O
   // thread). spool_dir must exist; files are created there with mode 0600.
+  // The body is read through a 64 KiB buffer and written to the file as it
+  // arrives (Content-Length or chunked), so memory stays bounded whatever
+  // its size; read_timeout_ms applies per chunk of progress (see above).
+  // The file is removed on any error, timeout or disconnect, and after the
+  // handler returns unless the handler renamed it.
   std::function<uint64_t(const Request& head)> spool_body;
   std::string spool_dir;
 };

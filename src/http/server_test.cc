@@ -4,14 +4,20 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -71,6 +77,12 @@ class RawSocket {
       *eof = n == 0 || errno == ECONNRESET;
       return out;
     }
+  }
+  // One recv(): what has arrived (or the first bytes to arrive).
+  std::string ReadOnce() {
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
   }
   // Reads until `needle` shows up (or EOF/timeout).
   std::string ReadUntil(std::string_view needle) {
@@ -493,6 +505,424 @@ TEST_F(ServerTest, ManyClientsOnManyThreads) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 800);
+}
+
+// ---- streamed bodies: ServerOptions::spool_body and Response::body_file ----
+
+constexpr size_t kMiB = 1024 * 1024;
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string out(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(out.data() + i, &v, std::min<size_t>(8, n - i));
+  }
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// `data` in chunked transfer encoding, with chunks of assorted sizes.
+std::string Chunked(std::string_view data) {
+  static constexpr size_t kSizes[] = {1, 4093, 65536, 100000, 262149, 17};
+  std::string out;
+  for (size_t k = 0; !data.empty(); ++k) {
+    size_t n = std::min(data.size(), kSizes[k % std::size(kSizes)]);
+    out += fmt::format("{:x}\r\n", n);
+    out.append(data.substr(0, n));
+    out += "\r\n";
+    data.remove_prefix(n);
+  }
+  out += "0\r\n\r\n";
+  return out;
+}
+
+bool IsSame(const std::string& a, const std::string& b) { return a.size() == b.size() && a == b; }
+
+class StreamedBodyTest : public ServerTest {
+ protected:
+  struct Upload {
+    std::string body;
+    std::string body_file;
+    uint64_t body_file_size = 0;
+    mode_t mode = 0;
+    std::string content;
+  };
+
+  void SetUp() override {
+    ServerTest::SetUp();
+    std::string dir = ::testing::TempDir() + "lathe-http-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    root_ = dir;
+    spool_dir_ = root_ + "/spool";
+    files_dir_ = root_ + "/files";
+    std::filesystem::create_directory(spool_dir_);
+    std::filesystem::create_directory(files_dir_);
+
+    router_.Add(Method::kPut, "/upload/{name}", [this](Request& req, Response& res) {
+      Upload up;
+      up.body = req.body;
+      up.body_file = req.body_file;
+      up.body_file_size = req.body_file_size;
+      struct stat st {};
+      if (::stat(req.body_file.c_str(), &st) == 0) up.mode = st.st_mode & 0777;
+      up.content = ReadFile(req.body_file);
+      std::lock_guard<std::mutex> lock(mu_);
+      uploads_.push_back(std::move(up));
+      res.body = std::to_string(req.body_file_size);
+    });
+    router_.Add(Method::kPut, "/keep/{name}", [this](Request& req, Response& res) {
+      std::string dest = files_dir_ + "/" + req.PathParam("name");
+      if (::rename(req.body_file.c_str(), dest.c_str()) != 0) res.status = 500;
+      res.body = "kept";
+    });
+    router_.Add(Method::kGet, "/file/{name}", [this](Request& req, Response& res) {
+      res.content_type = "application/octet-stream";
+      res.body = "ignored";
+      res.body_file = files_dir_ + "/" + req.PathParam("name");
+    });
+  }
+
+  void TearDown() override {
+    ServerTest::TearDown();
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+
+  // Bodies of PUT /upload/... and /keep/... are spooled up to `limit`.
+  void StartSpooling(uint64_t limit, ServerOptions options = {}) {
+    options.spool_dir = spool_dir_;
+    options.spool_body = [this, limit](const Request& head) -> uint64_t {
+      std::lock_guard<std::mutex> lock(mu_);
+      heads_.push_back(head);
+      return head.path.starts_with("/upload/") || head.path.starts_with("/keep/") ? limit : 0;
+    };
+    StartServer(options);
+  }
+
+  size_t SpoolFiles() const {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(spool_dir_)) ++n;
+    return n;
+  }
+
+  void WriteFile(const std::string& name, const std::string& content) {
+    std::ofstream out(files_dir_ + "/" + name, std::ios::binary);
+    out << content;
+  }
+
+  std::vector<Upload> Uploads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return uploads_;
+  }
+
+  std::string root_, spool_dir_, files_dir_;
+  std::vector<Upload> uploads_;  // guarded by mu_
+  std::vector<Request> heads_;   // guarded by mu_
+};
+
+TEST_F(StreamedBodyTest, ContentLengthUploadIsSpooledToAFile) {
+  StartSpooling(64 * kMiB);
+  auto client = MakeClient(30'000);
+  ASSERT_TRUE(client);
+  const std::string data = RandomBytes(20 * kMiB, 1);
+  auto res = client->Do(Method::kPut, "/upload/a?x=1",
+                        {{"Content-Type", "application/octet-stream"}, {"X-Test", "yes"}}, data);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, std::to_string(data.size()));
+  auto uploads = Uploads();
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_EQ(uploads[0].body, "");
+  EXPECT_EQ(uploads[0].body_file_size, data.size());
+  EXPECT_EQ(std::filesystem::path(uploads[0].body_file).parent_path(),
+            std::filesystem::path(spool_dir_));
+  EXPECT_EQ(uploads[0].mode, 0600u);
+  EXPECT_TRUE(IsSame(uploads[0].content, data));
+  EXPECT_EQ(SpoolFiles(), 0u);  // removed once the handler returned
+
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSERT_EQ(heads_.size(), 1u);
+    const Request& head = heads_[0];
+    EXPECT_EQ(head.method, Method::kPut);
+    EXPECT_EQ(head.target, "/upload/a?x=1");
+    EXPECT_EQ(head.path, "/upload/a");
+    EXPECT_EQ(head.query, "x=1");
+    EXPECT_EQ(head.Header("x-test"), "yes");
+    EXPECT_EQ(head.Header("content-length"), std::to_string(data.size()));
+    EXPECT_EQ(head.body, "");
+  }
+  // The connection goes on.
+  res = client->Do(Method::kGet, "/hello");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "hello");
+  EXPECT_EQ(server_->open_connections(), 1);
+}
+
+TEST_F(StreamedBodyTest, ChunkedUploadIsSpooledToAFile) {
+  StartSpooling(64 * kMiB);
+  const std::string data = RandomBytes(20 * kMiB + 3, 2);
+  RawSocket sock(server_->port(), 30'000);
+  sock.Send(
+      "PUT /upload/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: "
+      "close\r\n\r\n");
+  sock.Send(Chunked(data));
+  bool eof = false;
+  std::string answer = sock.ReadAll(&eof);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+  EXPECT_TRUE(answer.ends_with("\r\n\r\n" + std::to_string(data.size()))) << answer;
+  auto uploads = Uploads();
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_EQ(uploads[0].body_file_size, data.size());
+  EXPECT_TRUE(IsSame(uploads[0].content, data));
+  EXPECT_EQ(SpoolFiles(), 0u);
+}
+
+TEST_F(StreamedBodyTest, EmptyAndExpectContinueUploads) {
+  StartSpooling(kMiB);
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kPut, "/upload/empty", {{"Content-Type", "text/plain"}}, "");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "0");
+
+  RawSocket sock(server_->port());
+  sock.Send(
+      "PUT /upload/e HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n");
+  EXPECT_EQ(sock.ReadUntil("\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  const std::string data = RandomBytes(1000, 3);
+  sock.Send(data);
+  std::string answer = sock.ReadUntil("\r\n\r\n1000");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+  auto uploads = Uploads();
+  ASSERT_EQ(uploads.size(), 2u);
+  EXPECT_EQ(uploads[0].content, "");
+  EXPECT_FALSE(uploads[0].body_file.empty());
+  EXPECT_TRUE(IsSame(uploads[1].content, data));
+  EXPECT_EQ(SpoolFiles(), 0u);
+}
+
+TEST_F(StreamedBodyTest, OversizedContentLengthIs413BeforeTheBody) {
+  StartSpooling(kMiB);
+  RawSocket sock(server_->port());
+  sock.Send(
+      "PUT /upload/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\nExpect: "
+      "100-continue\r\n\r\n");
+  bool eof = false;
+  std::string answer = sock.ReadAll(&eof);  // the server shuts its side after the answer
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413 Payload Too Large\r\n", 0), 0u) << answer;
+  EXPECT_EQ(answer.find("100 Continue"), std::string::npos) << answer;
+  EXPECT_NE(answer.find(R"("message":"request body exceeds 1048576 bytes","field":"body")"),
+            std::string::npos)
+      << answer;
+  EXPECT_EQ(SpoolFiles(), 0u);
+
+  // A client that sends the body anyway gets the answer too; the limit
+  // itself is allowed.
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kPut, "/upload/big", {}, std::string(kMiB + 1, 'x'));
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 413);
+  res = client->Do(Method::kPut, "/upload/fits", {}, std::string(kMiB, 'x'));
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(Uploads().size(), 1u);
+  EXPECT_EQ(SpoolFiles(), 0u);
+}
+
+TEST_F(StreamedBodyTest, OversizedChunkedBodyIs413WhenItCrossesTheLimit) {
+  StartSpooling(kMiB);
+  RawSocket sock(server_->port());
+  sock.Send("PUT /upload/big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  const std::string quarter(kMiB / 4, 'q');
+  for (int i = 0; i < 4; ++i) sock.Send(fmt::format("{:x}\r\n{}\r\n", quarter.size(), quarter));
+  // Exactly at the limit so far: still being spooled.
+  EXPECT_TRUE(WaitFor([&] { return SpoolFiles() == 1; }));
+  sock.Send("1\r\nz\r\n");
+  std::string answer = sock.ReadUntil("}}");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 413 Payload Too Large\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find("request body exceeds 1048576 bytes"), std::string::npos) << answer;
+  EXPECT_EQ(SpoolFiles(), 0u);
+  EXPECT_TRUE(Uploads().empty());
+}
+
+TEST_F(StreamedBodyTest, ClientLeavingMidBodyRemovesThePartialFile) {
+  StartSpooling(64 * kMiB);
+  for (bool chunked : {false, true}) {
+    {
+      RawSocket sock(server_->port());
+      if (chunked) {
+        sock.Send("PUT /upload/gone HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        sock.Send(Chunked(std::string(kMiB, 'g')).substr(0, kMiB / 2));
+      } else {
+        sock.Send("PUT /upload/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n");
+        sock.Send(std::string(kMiB, 'g'));
+      }
+      ASSERT_TRUE(WaitFor([&] { return SpoolFiles() == 1; }));
+    }  // closes the socket
+    EXPECT_TRUE(WaitFor([&] { return SpoolFiles() == 0; })) << "chunked=" << chunked;
+    EXPECT_TRUE(WaitFor([&] { return server_->open_connections() == 0; }));
+  }
+  EXPECT_TRUE(Uploads().empty());
+}
+
+TEST_F(StreamedBodyTest, ReadTimeoutCountsFromTheLastProgress) {
+  ServerOptions options;
+  options.read_timeout_ms = 300;
+  StartSpooling(64 * kMiB, options);
+  // Ten pieces 100 ms apart: well over 300 ms in all, never 300 ms without progress.
+  RawSocket sock(server_->port(), 10'000);
+  sock.Send(
+      "PUT /upload/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\nConnection: close\r\n\r\n");
+  const std::string data = RandomBytes(10000, 4);
+  auto start = Clock::now();
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    sock.Send(std::string_view(data).substr(i * 1000, 1000));
+  }
+  EXPECT_GT(Clock::now() - start, milliseconds(600));
+  bool eof = false;
+  std::string answer = sock.ReadAll(&eof);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
+  auto uploads = Uploads();
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_TRUE(IsSame(uploads[0].content, data));
+
+  // A body that stops arriving is cut off silently and its file removed.
+  RawSocket stalled(server_->port(), 10'000);
+  stalled.Send("PUT /upload/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789");
+  start = Clock::now();
+  EXPECT_EQ(stalled.ReadAll(&eof), "");
+  EXPECT_TRUE(eof);
+  EXPECT_LT(Clock::now() - start, milliseconds(3000));
+  EXPECT_TRUE(WaitFor([&] { return SpoolFiles() == 0; }));
+  EXPECT_EQ(Uploads().size(), 1u);
+}
+
+TEST_F(StreamedBodyTest, HandlerMayKeepTheFileByRenamingIt) {
+  StartSpooling(64 * kMiB);
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  const std::string data = RandomBytes(300'000, 5);
+  auto res =
+      client->Do(Method::kPut, "/keep/k1", {{"Content-Type", "application/octet-stream"}}, data);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "kept");
+  EXPECT_TRUE(IsSame(ReadFile(files_dir_ + "/k1"), data));
+  EXPECT_EQ(SpoolFiles(), 0u);
+  res = client->Do(Method::kGet, "/hello");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "hello");
+}
+
+TEST_F(StreamedBodyTest, OtherRoutesStillReadTheBodyIntoMemory) {
+  ServerOptions options;
+  options.max_body_bytes = 1024;
+  StartSpooling(64 * kMiB, options);
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kPost, "/echo", {{"Content-Type", "text/plain"}}, "abc");
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "abc");
+  res = client->Do(Method::kPost, "/echo", {}, std::string(4096, 'x'));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->status, 413);
+  EXPECT_NE(res->body.find("request body exceeds 1024 bytes"), std::string::npos) << res->body;
+  // The spooled route is not bound by max_body_bytes.
+  res = client->Do(Method::kPut, "/upload/u", {}, std::string(100'000, 'u'));
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "100000");
+  // The spool_body hook saw every request's head.
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSERT_EQ(heads_.size(), 3u);
+  EXPECT_EQ(heads_[0].method, Method::kPost);
+  EXPECT_EQ(heads_[0].path, "/echo");
+  EXPECT_EQ(SpoolFiles(), 0u);
+}
+
+TEST_F(StreamedBodyTest, FileResponsesArriveWhole) {
+  StartServer();
+  const std::string big = RandomBytes(20 * kMiB, 6);
+  const std::string small = RandomBytes(100, 7);
+  WriteFile("empty", "");
+  WriteFile("small", small);
+  WriteFile("big", big);
+  auto client = MakeClient(30'000);
+  ASSERT_TRUE(client);
+  auto first = client->Do(Method::kGet, "/whoami");
+  ASSERT_TRUE(first.ok());
+  for (const auto& [name, content] : std::vector<std::pair<std::string, std::string>>{
+           {"empty", ""}, {"small", small}, {"big", big}, {"small", small}}) {
+    auto res = client->Do(Method::kGet, "/file/" + name);
+    ASSERT_TRUE(res.ok()) << name << ": " << res.status().ToString();
+    EXPECT_EQ(res->status, 200) << name;
+    EXPECT_EQ(res->Header("content-type"), "application/octet-stream");
+    EXPECT_EQ(res->Header("content-length"), std::to_string(content.size()));
+    EXPECT_EQ(res->Header("connection"), "keep-alive");
+    EXPECT_TRUE(IsSame(res->body, content)) << name << ": " << res->body.size() << " bytes";
+  }
+  // All on one keep-alive connection.
+  auto last = client->Do(Method::kGet, "/whoami");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->body, first->body);
+  EXPECT_EQ(server_->open_connections(), 1);
+}
+
+TEST_F(StreamedBodyTest, SmallFileGoesOutInOneWrite) {
+  StartServer();
+  const std::string small = RandomBytes(100, 8);
+  WriteFile("small", small);
+  RawSocket sock(server_->port());
+  sock.Send("GET /file/small HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string answer = sock.ReadOnce();
+  EXPECT_EQ(answer,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n"
+            "Connection: keep-alive\r\n\r\n" +
+                small);
+  // The next request on the connection.
+  sock.Send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  bool eof = false;
+  answer = sock.ReadAll(&eof);
+  EXPECT_TRUE(answer.ends_with("\r\n\r\nhello")) << answer;
+}
+
+TEST_F(StreamedBodyTest, FileResponseToHeadAndMissingFiles) {
+  StartServer();
+  WriteFile("big", RandomBytes(20 * kMiB, 9));
+  WriteFile("small", RandomBytes(100, 10));
+  auto client = MakeClient();
+  ASSERT_TRUE(client);
+  auto res = client->Do(Method::kHead, "/file/big");
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->Header("content-length"), std::to_string(20 * kMiB));
+  EXPECT_EQ(res->body, "");
+  for (std::string name : {"missing", "."}) {  // absent; a directory
+    res = client->Do(Method::kGet, "/file/" + name);
+    ASSERT_TRUE(res.ok());
+    EXPECT_EQ(res->status, 404) << name;
+    EXPECT_EQ(res->Header("content-type"), "application/json");
+    EXPECT_EQ(res->body, R"({"error":{"code":"NOT_FOUND","message":"file not found"}})");
+  }
+  res = client->Do(Method::kGet, "/hello");  // the connection survives all of it
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->body, "hello");
+  EXPECT_EQ(server_->open_connections(), 1);
+
+  RawSocket sock(server_->port());
+  sock.Send("HEAD /file/small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  bool eof = false;
+  EXPECT_EQ(sock.ReadAll(&eof),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n"
+            "Connection: close\r\n\r\n");
+  EXPECT_TRUE(eof);
 }
 
 TEST(Server, StartFailsCleanlyWhenThePortIsTaken) {

@@ -31,15 +31,19 @@ void AppendHeader(std::string_view name, std::string_view value, std::string* ou
 
 }  // namespace
 
-void AppendResponse(const Response& res, bool keep_alive, bool head, std::string* out) {
+bool StatusHasNoBody(int status) {
+  return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+void AppendResponseHead(const Response& res, uint64_t content_length, bool keep_alive,
+                        std::string* out) {
   const int status = res.status;
-  const bool no_body = (status >= 100 && status < 200) || status == 204 || status == 304;
-  out->reserve(out->size() + 160 + res.body.size());
+  const bool no_body = StatusHasNoBody(status);
   AppendStatusLine(status, out);
   if (!res.content_type.empty() && !no_body) AppendHeader("Content-Type", res.content_type, out);
   if (!no_body) {
     out->append("Content-Length: ");
-    fmt::format_to(std::back_inserter(*out), "{}", res.body.size());
+    fmt::format_to(std::back_inserter(*out), "{}", content_length);
     out->append("\r\n");
   }
   out->append(keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
@@ -47,7 +51,12 @@ void AppendResponse(const Response& res, bool keep_alive, bool head, std::string
     if (!OwnedByServer(name)) AppendHeader(name, value, out);
   }
   out->append("\r\n");
-  if (!head && !no_body) out->append(res.body);
+}
+
+void AppendResponse(const Response& res, bool keep_alive, bool head, std::string* out) {
+  out->reserve(out->size() + 160 + res.body.size());
+  AppendResponseHead(res, res.body.size(), keep_alive, out);
+  if (!head && !StatusHasNoBody(res.status)) out->append(res.body);
 }
 
 std::string SerializeResponse(const Response& res, bool keep_alive, bool head) {

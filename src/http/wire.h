@@ -3,6 +3,7 @@
 // and easy to unit-test. Not part of the public http interface.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,14 @@ namespace lathe::http {
 std::string SerializeResponse(const Response& res, bool keep_alive, bool head);
 // Same, appended to `out` (lets a session reuse its buffer's capacity).
 void AppendResponse(const Response& res, bool keep_alive, bool head, std::string* out);
+// Only the status line and headers (through the blank line) of `res`, with
+// Content-Length `content_length` instead of res.body's size: the head of a
+// response whose body the caller appends itself (Response::body_file).
+void AppendResponseHead(const Response& res, uint64_t content_length, bool keep_alive,
+                        std::string* out);
+
+// 1xx, 204 and 304 answers carry no body (and no Content-Length).
+bool StatusHasNoBody(int status);
 
 // The head of a text/event-stream response: 200, Content-Type
 // text/event-stream, Cache-Control no-cache, Connection close, no
