@@ -24,9 +24,9 @@ def test_project_lifecycle_with_tables_json_and_yaml(server):
     table = server.cli("project", "ls").stdout
     lines = table.strip().splitlines()
     assert lines[0].split()[:3] == ["NAME", "ROLE", "CREATED"]
-    assert [l.split()[0] for l in lines[1:]] == ["fraud", "ranking"]
+    assert [l.split()[0] for l in lines[1:]] == ["default", "fraud", "ranking"]
     items = json.loads(server.cli("project", "ls", "-o", "json").stdout)["items"]
-    assert {p["name"] for p in items} == {"fraud", "ranking"}
+    assert {p["name"] for p in items} == {"default", "fraud", "ranking"}
     yaml_out = server.cli("project", "ls", "-o", "yaml").stdout
     assert "- id:" in yaml_out and "name: fraud" in yaml_out
     page = server.cli("project", "ls", "--limit", "1", "-o", "json")
@@ -34,7 +34,7 @@ def test_project_lifecycle_with_tables_json_and_yaml(server):
     assert "--page-token" in page.stderr
     server.cli("project", "rm", "fraud")
     items = json.loads(server.cli("project", "ls", "-o", "json").stdout)["items"]
-    assert [p["name"] for p in items] == ["ranking"]
+    assert [p["name"] for p in items] == ["default", "ranking"]
 
 
 def test_tokens_and_users(server):

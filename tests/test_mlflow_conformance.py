@@ -61,9 +61,8 @@ def now_ms():
 
 @pytest.fixture
 def mlflow(server):
-    """An MLflow client of the admin, acting in the project "default"."""
-    assert server.request("POST", "/api/v1/projects", server.admin_token,
-                          {"name": "default"})[0] == 201
+    """An MLflow client of the admin, acting in the project "default" (created at first start)."""
+    assert server.request("GET", "/api/v1/projects/default", server.admin_token)[0] == 200
     wire = MlflowWire(server, server.admin_token)
     yield wire
     wire.conn.close()
@@ -477,6 +476,23 @@ def test_delete_tag_log_model_log_inputs_and_artifacts_list(mlflow):
     datasets = [{"tags": [{"key": "mlflow.data.context", "value": "train"}],
                  "dataset": {"name": "d", "digest": "abc", "source_type": "local", "source": "{}"}}]
     assert mlflow.post("/runs/log-inputs", {"run_id": run_id, "datasets": datasets}) == (200, {})
+    # A retried call, and the same data set again, store it once; a second one is appended.
+    second = {"dataset": {"name": "e", "digest": "def", "source_type": "code", "source": "{}",
+                          "schema": '{"mlflow_colspec": []}'}}
+    assert mlflow.post("/runs/log-inputs", {"run_id": run_id, "datasets": datasets + [second]}) == (200, {})
+    _, res = mlflow.get("/runs/get", run_id=run_id)
+    inputs = res["run"]["inputs"]["dataset_inputs"]
+    assert inputs == [datasets[0], second], inputs
+    _, found = mlflow.post("/runs/search", {"experiment_ids": [run["info"]["experiment_id"]],
+                                            "filter": f"attributes.run_id = '{run_id}'"})
+    assert found["runs"][0]["inputs"]["dataset_inputs"] == inputs
+    message = assert_error(mlflow.post("/runs/log-inputs", {"run_id": run_id, "datasets": [
+        {"dataset": {"name": "x", "digest": "d" * 37, "source_type": "local", "source": "{}"}}]}),
+        400, "INVALID_PARAMETER_VALUE")
+    assert "datasets[0].dataset.digest" in message
+    assert_error(mlflow.post("/runs/log-inputs", {"run_id": run_id, "datasets": [
+        {"dataset": {"name": "x", "digest": "d", "source_type": "local"}}]}),
+        400, "INVALID_PARAMETER_VALUE")
     status, res = mlflow.get("/artifacts/list", run_id=run_id, path="model")
     assert status == 200
     assert res["root_uri"] == run["info"]["artifact_uri"]
@@ -540,7 +556,16 @@ def test_project_comes_from_the_token_scope_then_the_header_then_default(server,
     assert_error(mlflow.get("/runs/get", run_id=other_run), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
+def test_first_start_creates_the_default_project_for_unchanged_mlflow_code(server):
+    wire = MlflowWire(server, server.admin_token)
+    run = create_run(wire)["info"]
+    status, _ = server.request("GET", f"/api/v1/projects/default/runs/{run['run_id']}",
+                               server.admin_token)
+    assert status == 200
+
+
 def test_without_a_default_project_the_error_says_how_to_choose_one(server):
+    assert server.request("DELETE", "/api/v1/projects/default", server.admin_token)[0] == 204
     wire = MlflowWire(server, server.admin_token)
     message = assert_error(wire.post("/runs/create", {"experiment_id": "0"}), 404,
                            "RESOURCE_DOES_NOT_EXIST")

@@ -22,8 +22,8 @@
 namespace lathe::api {
 
 // The project MLflow calls act in when neither a scoped token nor the
-// X-Lathe-Project header names one.
-inline constexpr std::string_view kDefaultProject = "default";
+// X-Lathe-Project header names one (created at first start).
+inline constexpr std::string_view kDefaultProject = tenancy::kDefaultProjectName;
 
 // One authenticated MLflow call (Api::AddMlflow resolved the principal and
 // the project).

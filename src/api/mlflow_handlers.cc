@@ -182,7 +182,64 @@ void EncodeRun(JsonWriter& w, const Run& r) {
   }
   EncodeKeyValues(w, "params", r.params);
   EncodeKeyValues(w, "tags", r.tags);
-  w.EndObject().Key("inputs").BeginObject().EndObject().EndObject();
+  w.EndObject().Key("inputs").BeginObject();
+  if (!r.inputs.empty()) {
+    w.Key("dataset_inputs").BeginArray();
+    for (const tracking::DatasetInput& in : r.inputs) {
+      w.BeginObject();
+      EncodeKeyValues(w, "tags", in.tags);
+      const tracking::Dataset& d = in.dataset;
+      w.Key("dataset").BeginObject().Field("name", d.name).Field("digest", d.digest);
+      w.Field("source_type", d.source_type).Field("source", d.source);
+      if (!d.schema.empty()) w.Field("schema", d.schema);
+      if (!d.profile.empty()) w.Field("profile", d.profile);
+      w.EndObject().EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject().EndObject();
+}
+
+// log-inputs' `datasets`: [{tags: [{key, value}], dataset: {name, digest,
+// source_type, source, schema, profile}}].
+StatusOr<std::vector<tracking::DatasetInput>> DecodeDatasetInputs(const JsonValue& args) {
+  std::vector<tracking::DatasetInput> out;
+  const JsonValue* list = args.Find("datasets");
+  if (list == nullptr || list->is_null()) return out;
+  auto bad = [](const std::string& field, std::string_view want) {
+    return InvalidArgumentError(fmt::format("Invalid value for parameter '{}': expected {}", field, want),
+                                field);
+  };
+  if (!list->is_array()) return bad("datasets", "an array");
+  for (size_t i = 0; i < list->items().size(); ++i) {
+    const JsonValue& item = list->items()[i];
+    const std::string field = fmt::format("datasets[{}]", i);
+    if (!item.is_object()) return bad(field, "an object {tags, dataset}");
+    const JsonValue* d = item.Find("dataset");
+    if (d == nullptr || !d->is_object()) return bad(field + ".dataset", "an object");
+    tracking::DatasetInput in;
+    struct Slot {
+      const char* key;
+      std::string* value;
+    };
+    const Slot slots[] = {{"name", &in.dataset.name},           {"digest", &in.dataset.digest},
+                          {"source_type", &in.dataset.source_type}, {"source", &in.dataset.source},
+                          {"schema", &in.dataset.schema},       {"profile", &in.dataset.profile}};
+    for (const Slot& slot : slots) {
+      const JsonValue* v = d->Find(slot.key);
+      if (v == nullptr || v->is_null()) continue;
+      if (!v->is_string()) return bad(fmt::format("{}.dataset.{}", field, slot.key), "a string");
+      *slot.value = v->as_string();
+    }
+    if (const JsonValue* tags = item.Find("tags"); tags != nullptr) {
+      // Args names errors after its key: give it the full path.
+      std::vector<JsonValue::Member> named;
+      named.emplace_back(field + ".tags", *tags);
+      ASSIGN_OR_RETURN(in.tags, Args(JsonValue::MakeObject(std::move(named))).Tags(field + ".tags"));
+    }
+    out.push_back(std::move(in));
+  }
+  return out;
 }
 
 // ---- experiments/search filter: the `name` attribute only
@@ -653,12 +710,14 @@ void Api::RegisterMlflowRoutes() {
     return OkStatus();
   });
 
-  // Dataset inputs are accepted and not stored yet (docs/mlflow.md).
+  // Dataset inputs are stored; model inputs (MLflow 3) are accepted and
+  // ignored (docs/mlflow.md).
   add(Method::kPost, "/runs/log-inputs", [svc](MlflowCall& c) -> Status {
     ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
+    ASSIGN_OR_RETURN(std::vector<tracking::DatasetInput> inputs, DecodeDatasetInputs(v));
     Args a(std::move(v));
     ASSIGN_OR_RETURN(std::string run_id, a.RunId());
-    RETURN_IF_ERROR(svc->GetRun(c.principal, c.project, run_id).status());
+    RETURN_IF_ERROR(svc->LogInputs(c.principal, c.project, run_id, inputs));
     WriteEmpty(c.res);
     return OkStatus();
   });

@@ -750,6 +750,8 @@ Status JobController::Impl::EnsureRun(JobRecord& job) {
   req.user_id = job.created_by;
   req.job_id = job.id;
   req.tags = {{"lathe.job_id", job.id}, {"lathe.job_name", job.spec.name}};
+  // Lineage (docs/registry.md): the code snapshot the job ran.
+  if (!job.code.empty()) req.tags.push_back({"lathe.code_digest", job.code});
   ASSIGN_OR_RETURN(tracking::Run run, options.tracking->CreateRun(p, job.project, req));
   RETURN_IF_ERROR(store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
     RETURN_IF_ERROR(SetJobRun(tx, job.id, run.info.run_id));

@@ -154,6 +154,22 @@ CREATE TABLE model_aliases (
 CREATE INDEX model_aliases_by_version ON model_aliases(model_id, version);
 )sql";
 
+// Migration 6: MLflow dataset inputs, one row per (run, data set).
+constexpr const char* kRunInputsSql = R"sql(
+CREATE TABLE run_inputs (
+  run_id         TEXT NOT NULL REFERENCES tracking_runs(run_id) ON DELETE CASCADE,
+  name           TEXT NOT NULL,
+  digest         TEXT NOT NULL,
+  source_type    TEXT NOT NULL,
+  source         TEXT NOT NULL,
+  dataset_schema TEXT NOT NULL,
+  profile        TEXT NOT NULL,
+  tags           TEXT NOT NULL,
+  seq            BIGINT NOT NULL,
+  PRIMARY KEY (run_id, name, digest)
+) WITHOUT ROWID;
+)sql";
+
 std::string WithoutRowidRemoved(std::string sql) {
   const std::string needle = " WITHOUT ROWID";
   for (size_t at; (at = sql.find(needle)) != std::string::npos;) sql.erase(at, needle.size());
@@ -254,6 +270,8 @@ CREATE TABLE job_events (
        "ALTER TABLE jobs ADD COLUMN run_id TEXT NOT NULL DEFAULT ''", ""},
       {5, "registry: registered models, versions, aliases, tags",
        kRegistrySql, WithoutRowidRemoved(kRegistrySql)},
+      {6, "tracking: data sets a run read (MLflow log-inputs)",
+       kRunInputsSql, WithoutRowidRemoved(kRunInputsSql)},
   };
   return *kMigrations;
 }

@@ -252,6 +252,21 @@ StatusOr<bool> TenancyService::Bootstrap(
     RETURN_IF_ERROR(tx.Exec("INSERT INTO users (id, name, is_admin, created_at) VALUES (?, ?, 1, ?)",
                             {user_id, std::string("admin"), clock_.NowMicros()})
                         .status());
+    // The project MLflow clients act in when nothing names another
+    // (docs/mlflow.md), so unchanged MLflow code works on a fresh server.
+    const std::string project_id = NewId();
+    const int64_t now = clock_.NowMicros();
+    RETURN_IF_ERROR(tx.Exec("INSERT INTO projects (id, name, description, created_by, created_at) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            {project_id, std::string(kDefaultProjectName),
+                             std::string("Created at first start: where MLflow clients land by "
+                                         "default."),
+                             std::string("admin"), now})
+                        .status());
+    RETURN_IF_ERROR(
+        tx.Exec("INSERT INTO memberships (project_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+                {project_id, user_id, std::string("admin"), now})
+            .status());
     TokenRequest req;
     req.name = "bootstrap";
     ASSIGN_OR_RETURN(Token t, InsertToken(tx, user_id, "admin", req, ""));

@@ -104,6 +104,10 @@ struct TokenRequest {
   int64_t ttl_seconds = 0;  // 0 = no expiry
 };
 
+// The project created at first start, where MLflow clients act unless a
+// scoped token or the X-Lathe-Project header names another.
+inline constexpr std::string_view kDefaultProjectName = "default";
+
 // Validates a resource name: 1-63 characters of [a-z0-9-], starting and
 // ending with a letter or digit (a DNS label, as Kubernetes names are).
 Status ValidateName(std::string_view name, std::string_view field = "name");
@@ -116,8 +120,9 @@ class TenancyService {
   // revoked or expired.
   StatusOr<Principal> Authenticate(std::string_view token);
 
-  // First start: when the store has no users, creates server admin "admin"
-  // and a token for it, calls `save(token)` inside the same transaction
+  // First start: when the store has no users, creates server admin "admin",
+  // the project "default" (kDefaultProjectName, admin its admin member) and
+  // a token for the admin, calls `save(token)` inside the same transaction
   // (its failure rolls everything back, so the admin is never created
   // without its token being saved) and returns true. Returns false when
   // users already exist.

@@ -53,6 +53,10 @@ class TenancyTest : public ::testing::Test {
 TEST_F(TenancyTest, BootstrapCreatesTheAdminOnlyOnce) {
   EXPECT_TRUE(admin_.is_admin);
   EXPECT_EQ(admin_.user_name, "admin");
+  // With the project MLflow clients land in, the admin its admin member.
+  auto def = svc_->AuthorizeProject(admin_, kDefaultProjectName, Role::kAdmin);
+  ASSERT_TRUE(def.ok()) << def.status().ToString();
+  EXPECT_EQ(def->name, "default");
   auto again = svc_->Bootstrap([](const std::string&) { return OkStatus(); });
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again);
@@ -74,7 +78,10 @@ TEST(TenancyBootstrap, AFailedSaveCreatesNoAdmin) {
   });
   ASSERT_TRUE(created.ok());
   EXPECT_TRUE(*created);
-  EXPECT_TRUE(svc.Authenticate(token).ok());
+  auto admin = svc.Authenticate(token);
+  ASSERT_TRUE(admin.ok());
+  // The failed attempt left no project behind to collide with.
+  EXPECT_TRUE(svc.GetProject(*admin, "default").ok());
   std::filesystem::remove_all(dir);
 }
 
@@ -149,6 +156,7 @@ TEST_F(TenancyTest, OnlyAdminsManageUsers) {
 }
 
 TEST_F(TenancyTest, ListsPageWithCursors) {
+  ASSERT_TRUE(svc_->DeleteProject(admin_, "default").ok());  // created at bootstrap
   for (int i = 0; i < 7; ++i) {
     ASSERT_TRUE(svc_->CreateProject(admin_, "p" + std::to_string(i), "").ok());
     clock_.Advance(1000);

@@ -22,6 +22,7 @@
 #include <unordered_set>
 
 #include "base/crypto.h"
+#include "base/json.h"
 #include "tracking/group_commit.h"
 #include "tracking/metric_block.h"
 #include "tracking/search.h"
@@ -55,6 +56,12 @@ constexpr int64_t kMaxSearchResults = 50000;
 constexpr int64_t kMaxHistoryPage = 25000;
 constexpr int64_t kMaxHistoryPoints = 10000;
 constexpr size_t kMaxRunName = 500;
+constexpr size_t kMaxDatasetName = 500;
+constexpr size_t kMaxDatasetDigest = 36;
+constexpr size_t kMaxDatasetSource = 65'535;
+constexpr size_t kMaxDatasetSchema = (1u << 20) - 1;
+constexpr size_t kMaxDatasetProfile = (16u << 20) - 1;
+constexpr size_t kMaxInputsPerCall = 1000;
 
 // Block shape: a batch's points for one key become one block (split past
 // kMaxBlockPoints); small blocks at the tail of a key are merged once there
@@ -110,6 +117,61 @@ Status ValidateValue(std::string_view value, size_t limit, std::string_view fiel
                                 std::string(field));
   }
   return OkStatus();
+}
+
+// A data set input's fields against MLflow's limits; `field` prefixes
+// errors ("datasets[2]").
+Status ValidateDatasetInput(const DatasetInput& in, const std::string& field) {
+  const Dataset& d = in.dataset;
+  struct Check {
+    const char* name;
+    const std::string& value;
+    size_t limit;
+    bool required;
+  };
+  const Check checks[] = {{"name", d.name, kMaxDatasetName, true},
+                          {"digest", d.digest, kMaxDatasetDigest, true},
+                          {"source_type", d.source_type, kMaxDatasetName, true},
+                          {"source", d.source, kMaxDatasetSource, true},
+                          {"schema", d.schema, kMaxDatasetSchema, false},
+                          {"profile", d.profile, kMaxDatasetProfile, false}};
+  for (const Check& c : checks) {
+    const std::string f = fmt::format("{}.dataset.{}", field, c.name);
+    if (c.required && c.value.empty()) {
+      return InvalidArgumentError(fmt::format("{}: a value is required", f), f);
+    }
+    RETURN_IF_ERROR(ValidateValue(c.value, c.limit, f));
+  }
+  for (size_t i = 0; i < in.tags.size(); ++i) {
+    const std::string f = fmt::format("{}.tags[{}]", field, i);
+    RETURN_IF_ERROR(ValidateKey(in.tags[i].key, f + ".key"));
+    RETURN_IF_ERROR(ValidateValue(in.tags[i].value, kMaxTagValue, f + ".value"));
+  }
+  return OkStatus();
+}
+
+// Input tags are stored as a JSON array of [key, value] pairs.
+std::string EncodeInputTags(const std::vector<Tag>& tags) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginArray();
+  for (const Tag& t : tags) w.BeginArray().String(t.key).String(t.value).EndArray();
+  w.EndArray();
+  return out;
+}
+
+StatusOr<std::vector<Tag>> DecodeInputTags(const std::string& text) {
+  ASSIGN_OR_RETURN(JsonValue v, ParseJson(text));
+  std::vector<Tag> tags;
+  if (!v.is_array()) return DataLossError("run_inputs.tags: not a JSON array");
+  for (const JsonValue& pair : v.items()) {
+    if (!pair.is_array() || pair.items().size() != 2 || !pair.items()[0].is_string() ||
+        !pair.items()[1].is_string()) {
+      return DataLossError("run_inputs.tags: not an array of [key, value] pairs");
+    }
+    tags.push_back({pair.items()[0].as_string(), pair.items()[1].as_string()});
+  }
+  return tags;
 }
 
 StatusOr<int64_t> ParseExperimentId(std::string_view id, std::string_view field = "experiment_id") {
@@ -451,6 +513,9 @@ struct TrackingService::Impl {
     static const std::string tags_sql = "SELECT run_id, key, value FROM run_tags WHERE run_id IN " + in;
     static const std::string metrics_sql =
         "SELECT run_id, key, value, timestamp, step, is_nan FROM run_metrics WHERE run_id IN " + in;
+    static const std::string inputs_sql =
+        "SELECT run_id, name, digest, source_type, source, dataset_schema, profile, tags FROM "
+        "run_inputs WHERE run_id IN " + in + " ORDER BY run_id, seq";
     for (size_t start = 0; start < runs.size(); start += kChunk) {
       std::vector<Value> ids;
       for (size_t i = start; i < start + kChunk; ++i) {
@@ -465,6 +530,14 @@ struct TrackingService::Impl {
         Metric m{AsText(r[1]), AsInt(r[5]) ? std::numeric_limits<double>::quiet_NaN() : AsDouble(r[2]),
                  AsInt(r[3]), AsInt(r[4])};
         by_id[AsText(r[0])]->latest_metrics.push_back(std::move(m));
+      }
+      ASSIGN_OR_RETURN(ResultSet is, tx.Query(inputs_sql, ids));
+      for (auto& r : is.rows) {
+        DatasetInput in{{AsText(r[1]), AsText(r[2]), AsText(r[3]), AsText(r[4]), AsText(r[5]),
+                         AsText(r[6])},
+                        {}};
+        ASSIGN_OR_RETURN(in.tags, DecodeInputTags(AsText(r[7])));
+        by_id[AsText(r[0])]->inputs.push_back(std::move(in));
       }
     }
     for (Run& r : runs) {
@@ -1086,6 +1159,37 @@ Status TrackingService::DeleteTag(const tenancy::Principal& p, const std::string
     ASSIGN_OR_RETURN(int64_t n, tx.Exec("DELETE FROM run_tags WHERE run_id = ? AND key = ?", {run_id, key}));
     if (n == 0) {
       return NotFoundError(fmt::format("No tag with name: {} in run with id {}", key, run_id));
+    }
+    return OkStatus();
+  });
+}
+
+Status TrackingService::LogInputs(const tenancy::Principal& p, const std::string& project,
+                                  const std::string& run_id,
+                                  const std::vector<DatasetInput>& inputs) {
+  if (inputs.size() > kMaxInputsPerCall) {
+    return InvalidArgumentError(fmt::format("datasets: {} data sets exceed the limit of {} per call",
+                                            inputs.size(), kMaxInputsPerCall),
+                                "datasets");
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    RETURN_IF_ERROR(ValidateDatasetInput(inputs[i], fmt::format("datasets[{}]", i)));
+  }
+  ASSIGN_OR_RETURN(tenancy::Project proj, impl_->Authorize(p, project, Role::kEditor));
+  return store::RunInTx(impl_->store, TxMode::kWrite, [&](Tx& tx) -> Status {
+    ASSIGN_OR_RETURN(RunInfo info, impl_->LoadRunInfo(tx, proj.id, run_id));
+    RETURN_IF_ERROR(impl_->RequireActive(info));
+    ASSIGN_OR_RETURN(ResultSet rs,
+                     tx.Query("SELECT COALESCE(MAX(seq), 0) FROM run_inputs WHERE run_id = ?", {run_id}));
+    int64_t seq = AsInt(rs.rows[0][0]);
+    for (const DatasetInput& in : inputs) {
+      const Dataset& d = in.dataset;
+      RETURN_IF_ERROR(tx.Exec("INSERT INTO run_inputs (run_id, name, digest, source_type, source, "
+                              "dataset_schema, profile, tags, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                              "ON CONFLICT (run_id, name, digest) DO NOTHING",
+                              {run_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile,
+                               EncodeInputTags(in.tags), ++seq})
+                          .status());
     }
     return OkStatus();
   });

@@ -76,11 +76,30 @@ struct RunInfo {
   std::string job_id;          // the Lathe job that created it, "" = none
 };
 
+// A data set a run read (MLflow's log-inputs). Identified within a run by
+// (name, digest); the other fields are stored as given.
+struct Dataset {
+  std::string name;         // ≤ 500 characters, required
+  std::string digest;       // ≤ 36 characters, required
+  std::string source_type;  // "local", "s3", "code", … required
+  std::string source;       // ≤ 65,535 bytes, required (a JSON document in MLflow)
+  std::string schema;       // ≤ 1 MiB − 1, optional
+  std::string profile;      // ≤ 16 MiB − 1, optional
+  friend bool operator==(const Dataset&, const Dataset&) = default;
+};
+
+struct DatasetInput {
+  Dataset dataset;
+  std::vector<Tag> tags;    // e.g. mlflow.data.context = "training"
+  friend bool operator==(const DatasetInput&, const DatasetInput&) = default;
+};
+
 struct Run {
   RunInfo info;
   std::vector<Metric> latest_metrics;  // the latest value per key
   std::vector<Param> params;
   std::vector<Tag> tags;
+  std::vector<DatasetInput> inputs;    // in the order first logged
 };
 
 struct Page {
@@ -186,6 +205,12 @@ class TrackingService {
                   const std::vector<Param>& params, const std::vector<Tag>& tags);
   Status DeleteTag(const tenancy::Principal& p, const std::string& project,
                    const std::string& run_id, const std::string& key);
+  // Records data sets the run read, atomically. A data set already logged
+  // to the run (same name and digest) is a no-op, as in MLflow, so retries
+  // are safe. Limits (protocols.md §5.7) are INVALID_ARGUMENT naming the
+  // field, e.g. "datasets[2].dataset.digest".
+  Status LogInputs(const tenancy::Principal& p, const std::string& project,
+                   const std::string& run_id, const std::vector<DatasetInput>& inputs);
 
   StatusOr<History> GetHistory(const tenancy::Principal& p, const std::string& project,
                                const HistoryRequest& req);

@@ -300,6 +300,29 @@ TEST_P(TrackingTest, ParamsAreImmutableTagsLastWriteWins) {
             StatusCode::kNotFound);
 }
 
+TEST_P(TrackingTest, DatasetInputsAreStoredOncePerNameAndDigestInOrder) {
+  tracking::Run r = NewRun();
+  const std::string& id = r.info.run_id;
+  tracking::DatasetInput train{{"train", "d1", "local", "{\"uri\": \"/data\"}", "", ""},
+                               {{"mlflow.data.context", "training"}}};
+  tracking::DatasetInput eval{{"eval", "d2", "code", "{}", "{\"cols\": []}", "{}"}, {}};
+  ASSERT_TRUE(svc_->LogInputs(admin_, "ml", id, {train}).ok());
+  ASSERT_TRUE(svc_->LogInputs(admin_, "ml", id, {train, eval}).ok());  // a retry + a new one
+  auto got = svc_->GetRun(admin_, "ml", id);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->inputs, (std::vector<tracking::DatasetInput>{train, eval}));
+  tracking::DatasetInput bad = eval;
+  bad.dataset.digest = std::string(37, 'x');
+  Status st = svc_->LogInputs(admin_, "ml", id, {train, bad});
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.field(), "datasets[1].dataset.digest");
+  bad = eval;
+  bad.dataset.source.clear();
+  EXPECT_EQ(svc_->LogInputs(admin_, "ml", id, {bad}).field(), "datasets[0].dataset.source");
+  EXPECT_EQ(svc_->LogInputs(admin_, "ml", "feedfeedfeedfeedfeedfeedfeedfeed", {train}).code(),
+            StatusCode::kNotFound);
+}
+
 TEST_P(TrackingTest, LimitsNameTheField) {
   tracking::Run r = NewRun();
   const std::string& id = r.info.run_id;
