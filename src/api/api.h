@@ -28,9 +28,12 @@ class JobController;
 
 namespace lathe::tracking {
 class TrackingService;
-class RegistryService;
 class ArtifactStore;
 }  // namespace lathe::tracking
+
+namespace lathe::registry {
+class RegistryService;
+}  // namespace lathe::registry
 
 namespace lathe::api {
 
@@ -82,7 +85,7 @@ struct TrackingRoutes {
   // Model registry: native (/api/v1/projects/{p}/models…) and MLflow
   // (registered-models/…, model-versions/…) routes (registry_handlers.cc).
   // Needs `tracking`.
-  tracking::RegistryService* registry = nullptr;
+  registry::RegistryService* registry = nullptr;
   // Run artifacts: native (/api/v1/projects/{p}/runs/{run}/artifacts…), the
   // MLflow artifacts/list RPC and the mlflow-artifacts proxy
   // (artifact_handlers.cc). Needs `tracking`.
@@ -140,7 +143,7 @@ class Api {
   std::atomic<bool> draining_{false};
   JobRoutes job_routes_;
   tracking::TrackingService* tracking_ = nullptr;
-  tracking::RegistryService* registry_ = nullptr;
+  registry::RegistryService* registry_ = nullptr;
   tracking::ArtifactStore* artifacts_ = nullptr;
   std::shared_ptr<MlflowScopes> mlflow_scopes_;
   std::unique_ptr<LogFollowers> log_followers_;

@@ -1,4 +1,4 @@
-// Model registry routes (docs/registry.md) over tracking::RegistryService:
+// Model registry routes (docs/registry.md) over registry::RegistryService:
 //  * MLflow REST 2.0 (protocols.md §5.4): registered-models/… and
 //    model-versions/… under /api/2.0/mlflow and /ajax-api/2.0/mlflow, with
 //    MLflow's encoding (versions as strings, ms timestamps, empty fields
@@ -17,15 +17,15 @@
 
 #include "api/api.h"
 #include "api/mlflow_call.h"
-#include "tracking/registry.h"
+#include "registry/registry.h"
 #include "tracking/tracking.h"
 
 namespace lathe::api {
 
 using http::Method;
-using tracking::ModelVersion;
-using tracking::RegisteredModel;
-using tracking::RegistryService;
+using registry::ModelVersion;
+using registry::RegisteredModel;
+using registry::RegistryService;
 
 namespace {
 
@@ -47,7 +47,7 @@ void EncodeMlflowVersion(JsonWriter& w, const ModelVersion& v) {
   if (!v.description.empty()) w.Field("description", v.description);
   w.Field("source", v.source);
   if (!v.run_id.empty()) w.Field("run_id", v.run_id);
-  w.Field("status", tracking::ModelVersionStatusName(v.status));
+  w.Field("status", registry::ModelVersionStatusName(v.status));
   if (!v.status_message.empty()) w.Field("status_message", v.status_message);
   EncodeKeyValues(w, "tags", v.tags);
   if (!v.run_link.empty()) w.Field("run_link", v.run_link);
@@ -73,7 +73,7 @@ void EncodeMlflowModel(JsonWriter& w, const RegisteredModel& m) {
   EncodeKeyValues(w, "tags", m.tags);
   if (!m.aliases.empty()) {
     w.Key("aliases").BeginArray();
-    for (const tracking::ModelAlias& a : m.aliases) {
+    for (const registry::ModelAlias& a : m.aliases) {
       w.BeginObject()
           .Field("alias", a.alias)
           .Field("version", std::to_string(a.version))
@@ -152,7 +152,7 @@ void EncodeVersionFields(JsonWriter& w, const ModelVersion& v) {
       .Field("stage", v.current_stage)
       .Field("source", v.source);
   WriteStringOrNull(w, "run_id", v.run_id);
-  w.Field("run_link", v.run_link).Field("status", tracking::ModelVersionStatusName(v.status));
+  w.Field("run_link", v.run_link).Field("status", registry::ModelVersionStatusName(v.status));
   WriteTagMap(w, v.tags);
   w.Key("aliases").BeginArray();
   for (const std::string& a : v.aliases) w.String(a);
@@ -174,13 +174,13 @@ void EncodeModel(JsonWriter& w, const RegisteredModel& m) {
   WriteMillisTime(w, "updated_at", m.last_updated_timestamp);
   WriteTagMap(w, m.tags);
   w.Key("aliases").BeginObject();
-  for (const tracking::ModelAlias& a : m.aliases) w.Field(a.alias, a.version);
+  for (const registry::ModelAlias& a : m.aliases) w.Field(a.alias, a.version);
   w.EndObject().Key("latest_versions").BeginArray();
   for (const ModelVersion& v : m.latest_versions) EncodeVersion(w, v);
   w.EndArray().EndObject();
 }
 
-void EncodeLineage(JsonWriter& w, const tracking::Lineage& l) {
+void EncodeLineage(JsonWriter& w, const registry::Lineage& l) {
   w.Key("lineage").BeginObject();
   WriteStringOrNull(w, "run_id", l.version.run_id);
   WriteStringOrNull(w, "run_name", l.run ? std::string_view(l.run->run_name) : "");
@@ -284,7 +284,7 @@ void Api::RegisterRegistryRoutes() {
   MlflowHandler search_models = [reg](MlflowCall& c) -> Status {
     ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
     Args a(std::move(v));
-    tracking::RegistrySearch search;
+    registry::RegistrySearch search;
     ASSIGN_OR_RETURN(search.filter, a.Str("filter"));
     ASSIGN_OR_RETURN(search.order_by, a.List("order_by"));
     ASSIGN_OR_RETURN(search.page_token, a.Str("page_token"));
@@ -379,7 +379,7 @@ void Api::RegisterRegistryRoutes() {
   add(Method::kPost, "/model-versions/create", [reg](MlflowCall& c) -> Status {
     ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
     Args a(std::move(v));
-    tracking::CreateModelVersion req;
+    registry::CreateModelVersion req;
     ASSIGN_OR_RETURN(req.name, a.Str("name", true));
     ASSIGN_OR_RETURN(req.source, a.Str("source", true));
     ASSIGN_OR_RETURN(req.run_id, a.Str("run_id"));
@@ -427,7 +427,7 @@ void Api::RegisterRegistryRoutes() {
   MlflowHandler search_versions = [reg](MlflowCall& c) -> Status {
     ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
     Args a(std::move(v));
-    tracking::RegistrySearch search;
+    registry::RegistrySearch search;
     ASSIGN_OR_RETURN(search.filter, a.Str("filter"));
     ASSIGN_OR_RETURN(search.order_by, a.List("order_by"));
     ASSIGN_OR_RETURN(search.page_token, a.Str("page_token"));
@@ -512,7 +512,7 @@ void Api::RegisterRegistryRoutes() {
     ASSIGN_OR_RETURN(tenancy::PageRequest page, PageFromQuery(c.req));
     ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
     Args a(std::move(v));
-    tracking::RegistrySearch search;
+    registry::RegistrySearch search;
     ASSIGN_OR_RETURN(search.filter, a.Str("filter"));
     ASSIGN_OR_RETURN(search.order_by, a.List("order_by"));
     search.max_results = page.limit;
@@ -592,7 +592,7 @@ void Api::RegisterRegistryRoutes() {
   Authed(Method::kPost, base + "/{model}/versions", [reg](Call& c) -> Status {
     ASSIGN_OR_RETURN(JsonValue body, ParseBody(c.req));
     ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(body, ""));
-    tracking::CreateModelVersion req;
+    registry::CreateModelVersion req;
     req.name = c.req.PathParam("model");
     std::map<std::string, std::string> tags;
     RETURN_IF_ERROR(r.String("source", &req.source, Presence::kRequired));
@@ -610,7 +610,7 @@ void Api::RegisterRegistryRoutes() {
 
   Authed(Method::kGet, base + "/{model}/versions", [reg](Call& c) -> Status {
     ASSIGN_OR_RETURN(tenancy::PageRequest page, PageFromQuery(c.req));
-    tracking::RegistrySearch search;
+    registry::RegistrySearch search;
     search.model = c.req.PathParam("model");
     search.order_by = {"version_number DESC"};
     search.max_results = page.limit;
@@ -628,7 +628,7 @@ void Api::RegisterRegistryRoutes() {
 
   Authed(Method::kGet, base + "/{model}/versions/{version}", [reg](Call& c) -> Status {
     ASSIGN_OR_RETURN(int64_t version, PathVersion(c.req));
-    ASSIGN_OR_RETURN(tracking::Lineage l, reg->GetLineage(*c.principal, c.req.PathParam("project"),
+    ASSIGN_OR_RETURN(registry::Lineage l, reg->GetLineage(*c.principal, c.req.PathParam("project"),
                                                           c.req.PathParam("model"), version));
     WriteJson(c.res, 200, [&](JsonWriter& w) {
       w.BeginObject();
@@ -660,7 +660,7 @@ void Api::RegisterRegistryRoutes() {
     }
     if (!stage.empty()) {
       // Checked before anything is written, so a bad stage changes nothing.
-      RETURN_IF_ERROR(tracking::ParseStage(stage).status());
+      RETURN_IF_ERROR(registry::ParseStage(stage).status());
     }
     std::optional<ModelVersion> mv;
     if (describe) {

@@ -26,7 +26,7 @@
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 #include "tracking/artifacts.h"
-#include "tracking/registry.h"
+#include "registry/registry.h"
 #include "tracking/tracking.h"
 
 namespace lathe::cli {
@@ -141,7 +141,7 @@ int RunServer(const ServerConfig& config) {
   // Experiment tracking: the native and MLflow REST routes call it.
   tracking::TrackingService tracking(**store, tenancy, SystemClock());
   // The model registry: versions link back to tracking runs.
-  tracking::RegistryService registry(**store, tenancy, tracking, SystemClock());
+  registry::RegistryService registry(**store, tenancy, tracking, SystemClock());
   exec::LocalExecutorOptions local;
   local.root = home_abs + "/tasks";
   local.shim_path = ShimPath();

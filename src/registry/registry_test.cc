@@ -1,7 +1,7 @@
 // RegistryService against SQLite (a temp directory per test) and, when
 // LATHE_TEST_POSTGRES_URL is set, PostgreSQL (a fresh schema per test), as
 // tracking_test does.
-#include "tracking/registry.h"
+#include "registry/registry.h"
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -13,7 +13,7 @@
 #include <set>
 #include <thread>
 
-namespace lathe::tracking {
+namespace lathe::registry {
 namespace {
 
 using tenancy::Principal;
@@ -677,4 +677,4 @@ TEST_P(RegistryTest, LimitsAreMlflows) {
 }
 
 }  // namespace
-}  // namespace lathe::tracking
+}  // namespace lathe::registry

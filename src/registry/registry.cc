@@ -8,7 +8,7 @@
 //   model_aliases          (model_id, alias) → version
 // One transaction per call; times are MLflow's milliseconds. Searches build
 // SQL from the registry filter grammar (registry.h) and page by offset.
-#include "tracking/registry.h"
+#include "registry/registry.h"
 
 #include <fmt/core.h>
 
@@ -21,7 +21,7 @@
 #include "base/crypto.h"
 #include "base/id.h"
 
-namespace lathe::tracking {
+namespace lathe::registry {
 
 using store::AsInt;
 using store::AsText;
@@ -1294,4 +1294,4 @@ StatusOr<std::string> RegistryService::GetDownloadUri(const tenancy::Principal& 
   return path.empty() ? run->artifact_uri : run->artifact_uri + "/" + path;
 }
 
-}  // namespace lathe::tracking
+}  // namespace lathe::registry

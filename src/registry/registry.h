@@ -49,7 +49,11 @@
 #include "tenancy/tenancy.h"
 #include "tracking/tracking.h"
 
-namespace lathe::tracking {
+namespace lathe::registry {
+
+using tracking::RunInfo;
+using tracking::Tag;
+using tracking::TrackingService;
 
 enum class ModelVersionStatus { kPendingRegistration, kFailedRegistration, kReady };
 std::string_view ModelVersionStatusName(ModelVersionStatus s);  // "READY", …
@@ -212,4 +216,4 @@ class RegistryService {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace lathe::tracking
+}  // namespace lathe::registry
