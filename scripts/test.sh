@@ -3,17 +3,20 @@
 #   1. unit tests (ctest), with the store conformance suite on SQLite and on
 #      a private PostgreSQL server started here on a free loopback port
 #   2. the same unit tests built with AddressSanitizer + UBSan
-#   3. the request-decoding fuzzer for a bounded time
+#   3. the fuzzers for a bounded time: API request decoding, then KServe V2
+#      inference decoding (JSON and binary)
 #   4. the Python SDK's unit tests (python/tests, a fake server)
 #   5. integration tests (pytest) driving the real binary, SQLite and PostgreSQL
 # Environment: LATHE_SKIP_ASAN=1 / LATHE_SKIP_FUZZ=1 skip steps 2 / 3 (local
-# iteration only; CI runs everything). FUZZ_SECONDS (default 30).
+# iteration only; CI runs everything). FUZZ_SECONDS (default 30) for the API
+# fuzzer, SERVING_FUZZ_SECONDS (default 10) for each V2 fuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+SERVING_FUZZ_SECONDS=${SERVING_FUZZ_SECONDS:-10}
 start=$(date +%s)
 step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - start )); }
 
@@ -43,13 +46,19 @@ if [ "${LATHE_SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 if [ "${LATHE_SKIP_FUZZ:-0}" != 1 ]; then
-  step "fuzzing request decoding for ${FUZZ_SECONDS}s"
+  step "fuzzing request decoding for ${FUZZ_SECONDS}s, V2 inference decoding for 2 x ${SERVING_FUZZ_SECONDS}s"
   [ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATHE_FUZZ=ON -DLATHE_BENCH=OFF >/dev/null
-  cmake --build build-fuzz -j "$JOBS" --target request_decode_fuzzer
+  cmake --build build-fuzz -j "$JOBS" --target request_decode_fuzzer v2_json_fuzzer v2_binary_fuzzer
   mkdir -p build-fuzz/corpus
   build-fuzz/fuzz/request_decode_fuzzer -max_total_time="$FUZZ_SECONDS" -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus fuzz/corpus 2>&1 | tail -n 12
+  for name in v2_json v2_binary; do
+    mkdir -p "build-fuzz/corpus-$name"
+    build-fuzz/fuzz/${name}_fuzzer -max_total_time="$SERVING_FUZZ_SECONDS" -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus-$name" "fuzz/corpus/$name" \
+        2>&1 | tail -n 8
+  done
 fi
 
 step "Python SDK unit tests"

@@ -490,7 +490,12 @@ Status ElementWriter::AppendOne(std::string* out) {
     if (bytes_.size() - pos_ - 4 < n)
       return InternalError("BYTES tensor element overruns its data");
     std::string_view s = bytes_.substr(pos_ + 4, n);
+    if (!b64_ && !simdjson::validate_utf8(s.data(), s.size())) {
+      return InvalidArgumentError(fmt::format(
+          "BYTES element {} is not valid UTF-8, which a JSON string cannot carry", bytes_index_));
+    }
     pos_ += 4 + n;
+    ++bytes_index_;
     if (b64_) {
       out->append("{\"b64\":\"");
       out->append(Base64Encode(s));
@@ -565,7 +570,8 @@ Status AppendFlat(const Tensor& t, std::string* out) {
   // The element count again, now known to be within the data.
   int64_t count = 1;
   for (int64_t d : t.shape) count *= d;
-  RETURN_IF_ERROR(w.AppendRun(count, out));
+  Status written = w.AppendRun(count, out);
+  if (!written.ok()) return written.WithPrefix(fmt::format("\"{}\"", t.name));
   out->push_back(']');
   return OkStatus();
 }

@@ -69,6 +69,9 @@ std::string_view TypeName(simdjson::dom::element e);
 // Writes a tensor's elements as JSON, in order, from its bytes (the tensor
 // layout). Running past the end of the bytes, or a malformed BYTES element,
 // is INTERNAL: the tensor came from a backend, so it is a bug, not bad input.
+// A BYTES element that is not valid UTF-8 cannot be a JSON string: written
+// as a string (not b64) it fails with INVALID_ARGUMENT — the client has to
+// ask for that output in binary (or base64) form.
 class ElementWriter {
  public:
   // With `b64`, BYTES elements are written as {"b64": "<base64>"}, else as
@@ -91,10 +94,12 @@ class ElementWriter {
   std::string_view bytes_;
   bool b64_;
   size_t pos_ = 0;
+  int64_t bytes_index_ = 0;  // BYTES elements written, for errors
 };
 
 // Appends `t` as a flat JSON array, after checking that its bytes hold its
-// shape's elements (INTERNAL otherwise).
+// shape's elements (INTERNAL otherwise). Errors start with the tensor's
+// quoted name.
 Status AppendFlat(const Tensor& t, std::string* out);
 
 void AppendInt(int64_t v, std::string* out);

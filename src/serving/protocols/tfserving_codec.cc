@@ -248,6 +248,17 @@ bool WantsB64(const Tensor& t) {
          t.name.compare(t.name.size() - 6, 6, "_bytes") == 0;
 }
 
+// Names the output in an error from writing it.
+Status Named(const Status& s, const Tensor& t) {
+  if (s.ok()) return s;
+  if (s.code() == StatusCode::kInvalidArgument) {
+    return InvalidArgumentError(
+        fmt::format("output \"{}\": {} (only outputs named *_bytes are answered in base64)", t.name,
+                    s.message()));
+  }
+  return s.WithPrefix(fmt::format("output \"{}\"", t.name));
+}
+
 Status CheckOutput(const Tensor& t) {
   Status sized = CheckTensorData(t);
   if (!sized.ok()) return InternalError(fmt::format("output {}", sized.message()));
@@ -321,7 +332,7 @@ StatusOr<std::string> EncodeTfServingPredict(const InferResponse& response,
     out.append(format == TfServingFormat::kColumnar ? "{\"outputs\":" : "{\"predictions\":");
     if (outs.size() == 1) {
       tensor_json::ElementWriter w(outs[0].type, outs[0].data.bytes(), WantsB64(outs[0]));
-      RETURN_IF_ERROR(w.AppendNested(outs[0].shape, &out));
+      RETURN_IF_ERROR(Named(w.AppendNested(outs[0].shape, &out), outs[0]));
     } else {
       out.push_back('{');
       for (size_t i = 0; i < outs.size(); ++i) {
@@ -329,7 +340,7 @@ StatusOr<std::string> EncodeTfServingPredict(const InferResponse& response,
         AppendJsonString(&out, outs[i].name);
         out.push_back(':');
         tensor_json::ElementWriter w(outs[i].type, outs[i].data.bytes(), WantsB64(outs[i]));
-        RETURN_IF_ERROR(w.AppendNested(outs[i].shape, &out));
+        RETURN_IF_ERROR(Named(w.AppendNested(outs[i].shape, &out), outs[i]));
       }
       out.push_back('}');
     }
@@ -357,7 +368,8 @@ StatusOr<std::string> EncodeTfServingPredict(const InferResponse& response,
       if (i > 0) out.push_back(',');
       AppendJsonString(&out, outs[i].name);
       out.push_back(':');
-      RETURN_IF_ERROR(writers[i].AppendNested(std::span(outs[i].shape).subspan(1), &out));
+      RETURN_IF_ERROR(
+          Named(writers[i].AppendNested(std::span(outs[i].shape).subspan(1), &out), outs[i]));
     }
     out.push_back('}');
   }

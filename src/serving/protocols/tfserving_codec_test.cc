@@ -198,6 +198,17 @@ TEST(TfServingEncode, BytesOutputsNamedBytesAreBase64) {
             R"({"outputs":{"img_bytes":[{"b64":"AAE="}],"text":["hi"]}})");
 }
 
+TEST(TfServingEncode, BytesThatAreNotUtf8NeedBase64) {
+  InferResponse r;
+  r.outputs.push_back(MakeBytesTensor("text", {1}, {"\xc3"}));
+  Status s = EncodeTfServingPredict(r, TfServingFormat::kColumnar).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("BYTES element 0 is not valid UTF-8"));
+  r.outputs[0].name = "text_bytes";
+  EXPECT_EQ(*EncodeTfServingPredict(r, TfServingFormat::kColumnar),
+            R"({"outputs":[{"b64":"ww=="}]})");
+}
+
 TEST(TfServingEncode, RowsNeedASharedBatchDimension) {
   InferResponse r = Outputs();
   r.outputs[1] = MakeTensor("label", DataType::kInt32, {3}, std::vector<int32_t>{1, 2, 3});

@@ -421,7 +421,9 @@ Status DecodeRequestedOutputs(element e, std::vector<RequestedOutput>* out) {
           return TypeError(field(key), field(key), "an object", value);
         }
         for (auto [pk, pv] : p) {
-          auto pf = [&] { return fmt::format("outputs[{}].parameters.{}", i, pk); };
+          // clang 14 (the fuzz build) cannot capture structured bindings.
+          std::string_view param = pk;
+          auto pf = [&] { return fmt::format("outputs[{}].parameters.{}", i, param); };
           if (pk == "binary_data") {
             bool b;
             if (pv.get_bool().get(b) != simdjson::SUCCESS) {
@@ -522,7 +524,12 @@ Status AppendTensors(const std::vector<Tensor>& tensors, BinaryFn binary, std::s
       blobs->push_back(t.data.bytes());
     } else {
       out->append(",\"data\":");
-      RETURN_IF_ERROR(tensor_json::AppendFlat(t, out));
+      Status written = tensor_json::AppendFlat(t, out);
+      if (!written.ok() && written.code() == StatusCode::kInvalidArgument) {
+        return InvalidArgumentError(
+            fmt::format("tensor {}; ask for it as binary data (binary_data)", written.message()));
+      }
+      RETURN_IF_ERROR(written);
       out->push_back('}');
     }
   }

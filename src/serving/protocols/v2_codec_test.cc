@@ -486,6 +486,24 @@ TEST(V2Response, SpecialValuesAndHalfPrecision) {
   EXPECT_THAT(back.status().message(), HasSubstr("FP16"));
 }
 
+TEST(V2Response, BytesThatAreNotUtf8OnlyAsBinary) {
+  InferResponse r;
+  r.model_name = "m";
+  r.outputs.push_back(MakeBytesTensor("s", {2}, {"ok", "\xff\xfe"}));
+  Status s = EncodeV2Response(r, InferRequest{}).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "tensor \"s\": BYTES element 1 is not valid UTF-8, which a JSON string "
+            "cannot carry; ask for it as binary data (binary_data)");
+  InferRequest binary;
+  binary.outputs = {{"s", true}};
+  StatusOr<V2EncodedResponse> e = EncodeV2Response(r, binary);
+  ASSERT_TRUE(e.ok());
+  StatusOr<InferResponse> back = DecodeV2Response(e->body, e->header_length);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->outputs[0].data.bytes(), r.outputs[0].data.bytes());
+}
+
 TEST(V2Response, BackendBugsAreInternalErrors) {
   InferResponse r = Response();
   r.outputs[0].shape = {3, 2};  // 6 elements, 4 present
