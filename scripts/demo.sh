@@ -4,7 +4,9 @@
 # first-start admin token, create a project and a project-scoped token with
 # the CLI, show the API answering with and without a token, then train: a
 # 2-worker PyTorch DDP job (and an XGBoost job) submitted with their code,
-# started as gangs on two virtual nodes, followed to the end with their logs.
+# started as gangs on two virtual nodes, followed to the end with their logs;
+# the XGBoost job logs to its tracking run and registers its model, which
+# gets the alias "champion".
 # The server keeps running afterwards; the script prints how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,7 +87,25 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 fi
 if /usr/bin/python3 -c 'import xgboost' 2>/dev/null; then
   run_job xgboost xgboost-example
-  "$LATHE" job logs xgboost-example --role master | tail -n 1
+  "$LATHE" job logs xgboost-example --role master | tail -n 2
+  say "the job's tracking run, its metric and the registered model"
+  "$LATHE" run ls --experiment xgboost-demo --limit 3
+  RUN_ID=$("$LATHE" job describe xgboost-example -o json |
+           /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("run_id") or "")')
+  if [ -n "$RUN_ID" ]; then
+    "$LATHE" metrics "$RUN_ID" train_logloss || true
+    "$LATHE" run artifacts "$RUN_ID" -r || true
+  fi
+  "$LATHE" model versions xgboost-demo || true
+  VERSION=$("$LATHE" model show xgboost-demo -o json 2>/dev/null |
+            /usr/bin/python3 -c 'import json, sys
+versions = [v["version"] for v in json.load(sys.stdin).get("latest_versions", [])]
+print(max(versions) if versions else "")' || true)
+  if [ -n "$VERSION" ]; then
+    say "lathe model alias xgboost-demo champion $VERSION; lathe model version xgboost-demo $VERSION"
+    "$LATHE" model alias xgboost-demo champion "$VERSION"
+    "$LATHE" model version xgboost-demo "$VERSION"
+  fi
 fi
 say "lathe job ls; lathe queue ls"
 "$LATHE" job ls
@@ -100,6 +120,10 @@ Lathe is running.
   server log:   $HOME_DIR/server.log
   CLI:          build/lathe --help   (logged in via ~/.config/lathe/config.yaml)
   jobs:         LATHE_PROJECT=demo build/lathe job ls; build/lathe job logs ddp-example -f
+  tracking:     LATHE_PROJECT=demo build/lathe run ls
+  MLflow:       MLFLOW_TRACKING_URI=$URL MLFLOW_TRACKING_TOKEN=\$(cat $HOME_DIR/admin.token)  (project "default"; docs/mlflow.md)
+  models:       LATHE_PROJECT=demo build/lathe model versions xgboost-demo
+  artifacts:    $HOME_DIR/artifacts
   job files:    $HOME_DIR/tasks (per-task logs and status), $HOME_DIR/code (snapshots)
   stop:         kill \$(cat $HOME_DIR/server.pid)
 TXT

@@ -104,3 +104,23 @@ def test_xgboost_two_workers_train_one_model(jobs_server):
         digests.add(m.group(2))
     assert ranks == {0, 1}
     assert len(digests) == 1, logs
+    # The job's run: metrics, the model artifact, and a registered version whose
+    # lineage goes back to the run, the job and its code snapshot.
+    token = jobs_server.admin_token
+    run_id = described["run_id"]
+    _, run = jobs_server.request("GET", f"/api/v1/projects/train/runs/{run_id}", token=token)
+    assert run["status"] == "FINISHED" and run["metrics"]["train_logloss"]["step"] == 19, run
+    assert run["params"]["max_depth"] == "4"
+    _, listing = jobs_server.request("GET", f"/api/v1/projects/train/runs/{run_id}/artifacts?path=model",
+                                     token=token)
+    assert [f["path"] for f in listing["files"]] == ["model/model.json"], listing
+    status, model = jobs_server.request("GET", f"/api/v1/projects/train/models/xgboost-demo/versions/1",
+                                        token=token)
+    assert status == 200, model
+    assert model["run_id"] == run_id and model["source"].endswith(f"/{run_id}/artifacts/model")
+    lineage = model["lineage"]
+    assert lineage["job_id"] == described["id"] and lineage["code_digest"] == described["code"]
+    assert lineage["experiment_name"] == "xgboost-demo", lineage
+    status, raw = jobs_server.request("GET", f"/api/v1/projects/train/runs/{run_id}/artifacts/model/model.json",
+                                      token=token)
+    assert status == 200

@@ -5,9 +5,16 @@ DMLC_TASK_ID (framework: xgboost). The master (rank 0) runs the tracker on
 the port Lathe reserved for it, as Kubeflow's XGBoostJob examples do; every
 rank joins the collective, trains on its own shard, and XGBoost's allreduce
 builds one model. Each rank prints a digest of the model it ends with.
+
+With `tracking: {experiment: …}` in the job (job.yaml has it), rank 0 logs
+the params and the per-round training log-loss to the job's run through the
+Lathe SDK (on PYTHONPATH in every Lathe job), uploads the model as the
+run's artifact `model/model.json`, and registers it as a new version of the
+model `xgboost-demo` (lineage: version → run → job → code snapshot).
 """
 import hashlib
 import os
+import tempfile
 
 import numpy as np
 import xgboost as xgb
@@ -30,13 +37,37 @@ def main():
         x = rng.normal(size=(2000, 10))
         y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.float32)
         dtrain = xgb.DMatrix(x, label=y)
-        booster = xgb.train({"objective": "binary:logistic", "max_depth": 4, "nthread": 1,
-                             "tree_method": "hist"}, dtrain, num_boost_round=20)
+        params = {"objective": "binary:logistic", "max_depth": 4, "nthread": 1,
+                  "tree_method": "hist", "eval_metric": "logloss"}
+        history = {}
+        booster = xgb.train(params, dtrain, num_boost_round=20, evals=[(dtrain, "train")],
+                            evals_result=history, verbose_eval=False)
         raw = booster.save_raw("json")
         print(f"rank {collective.get_rank()} of {collective.get_world_size()} "
               f"model_sha256 {hashlib.sha256(raw).hexdigest()}", flush=True)
+    if rank == 0 and os.environ.get("LATHE_RUN_ID"):
+        track(params, history["train"]["logloss"], raw)
     if tracker is not None:
         tracker.join()
+
+
+def track(params, logloss, model_json):
+    """Rank 0: metrics, the model file and a registered version, in the job's run."""
+    import lathe
+    run = lathe.start_run()  # attaches to the job's run (LATHE_RUN_ID)
+    lathe.log_params(dict(params, num_boost_round=len(logloss)))
+    for step, value in enumerate(logloss):
+        lathe.log_metric("train_logloss", value, step=step)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.json")
+        with open(path, "wb") as f:
+            f.write(model_json)
+        lathe.log_artifact(path, "model")
+    version = lathe.register_model(f"runs:/{run.run_id}/model", "xgboost-demo",
+                                   description="the make-demo XGBoost model")
+    print(f"registered xgboost-demo version {version['version']} from run {run.run_id}",
+          flush=True)
+    lathe.end_run()
 
 
 if __name__ == "__main__":
