@@ -11,6 +11,7 @@
 
 namespace lathe::http {
 
+class Deferred;
 class SseStream;
 
 enum class Method { kGet, kHead, kPost, kPut, kPatch, kDelete, kOptions, kOther };
@@ -66,6 +67,12 @@ struct Response {
   // When set, the server sends the headers, then streams events from it as
   // text/event-stream until either side closes (see sse.h). `body` is ignored.
   std::shared_ptr<SseStream> sse;
+  // When set, this response is only a promise: the handler returns at once
+  // and some thread later calls deferred->Complete(real response), which
+  // the server then writes (see deferred.h). The other fields are ignored.
+  // Until then the connection reads no further request (answers stay in
+  // order) and the request counts in Server::inflight_requests().
+  std::shared_ptr<Deferred> deferred;
 
   void SetHeader(std::string name, std::string value);
 };

@@ -4,7 +4,8 @@
 // Threading: one io_context per I/O thread, each with its own acceptor
 // (SO_REUSEPORT) and therefore its own sessions. A session's handlers all run
 // on its io_context's single thread, so a session needs no strand or mutex;
-// only SseWaker (called from producer threads) and the counters are shared.
+// only SseWaker and DeferredState (called from producer threads) and the
+// counters are shared.
 #include "http/server.h"
 
 #include <fcntl.h>
@@ -41,6 +42,7 @@
 
 #include "base/strings.h"
 #include "base/log.h"
+#include "http/deferred.h"
 #include "http/sse.h"
 #include "http/wire.h"
 
@@ -166,6 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session() {
     DiscardSpool();  // a server shut down in the middle of an upload
     if (waker_) waker_->Kill();
+    if (deferred_) deferred_->Cancel();
     if (counted_) server_->inflight_.fetch_sub(1, std::memory_order_relaxed);
     worker_->sessions.erase(this);
     server_->open_connections_.fetch_sub(1, std::memory_order_relaxed);
@@ -175,7 +178,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Server shutdown, on this session's thread: idle connections close now, a
   // request in progress finishes (answered with Connection: close), SSE
-  // streams are closed and drain.
+  // streams are closed and drain. A deferred response may still be
+  // completed until the grace period ends.
   void OnShutdown() {
     if (closed_) return;
     switch (phase_) {
@@ -186,16 +190,19 @@ class Session : public std::enable_shared_from_this<Session> {
         sse_->Close();
         break;
       case Phase::kWriting:
+      case Phase::kDeferred:
       case Phase::kLingering:
         break;
     }
   }
 
   // After the I/O threads are joined: no producer may post to this session
-  // any more, and producers must see Send() == false.
+  // any more, and producers must see Send() == false and Complete() ==
+  // false.
   void Teardown() {
     if (waker_) waker_->Kill();
     if (sse_) sse_->Abandon();
+    if (deferred_) deferred_->Cancel();
   }
 
   // Writes whatever the SSE producer queued; closes when it is finished.
@@ -212,7 +219,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  enum class Phase { kReading, kWriting, kSse, kLingering };
+  // kDeferred: the handler returned a Deferred that is not completed yet.
+  enum class Phase { kReading, kWriting, kDeferred, kSse, kLingering };
 
   // ---- deadlines: one timer, re-armed lazily ----
   void SetDeadline(Clock::time_point deadline) {
@@ -282,14 +290,20 @@ class Session : public std::enable_shared_from_this<Session> {
     // (not a read and a file write per 512 bytes).
     auto space = buffer_.prepare(file_parser_ ? kReadChunkBytes
                                               : beast::read_size(buffer_, kReadChunkBytes));
+    reading_ = true;
     socket_.async_read_some(space, [self = shared_from_this()](const ErrorCode& ec, size_t n) {
       self->OnRead(ec, n);
     });
   }
 
   void OnRead(const ErrorCode& ec, size_t n) {
+    reading_ = false;
     if (closed_) return;
     buffer_.commit(n);
+    if (phase_ == Phase::kDeferred) {
+      OnReadWhileDeferred(ec);
+      return;
+    }
     if (ec) {
       Close();  // the peer went away (or a deadline closed the socket)
       return;
@@ -543,23 +557,35 @@ class Session : public std::enable_shared_from_this<Session> {
       server_->Handle(req, res);
     } catch (const std::exception& e) {
       LOG_ERROR("http: handler for {} {} threw: {}", MethodName(req.method), req.target, e.what());
-      res = Response();
-      res.status = 500;
-      res.body = ErrorJson("INTERNAL", "internal error");
+      ResetToInternalError(&res);
     } catch (...) {
       LOG_ERROR("http: handler for {} {} threw a non-std exception", MethodName(req.method), req.target);
-      res = Response();
-      res.status = 500;
-      res.body = ErrorJson("INTERNAL", "internal error");
+      ResetToInternalError(&res);
     }
     if (!spooled.empty()) RemoveUnlessMoved(spooled, spool_id_);
+    Respond(res, keep_alive, req.method == Method::kHead);
+  }
 
+  // A response that will not be sent becomes a 500. A Deferred in it is
+  // cancelled, so its producer's Complete() returns false.
+  static void ResetToInternalError(Response* res) {
+    if (res->deferred) res->deferred->state()->Cancel();
+    *res = Response();
+    res->status = 500;
+    res->body = ErrorJson("INTERNAL", "internal error");
+  }
+
+  // Sends a handler's response, or a Deferred's once completed.
+  void Respond(Response& res, bool keep_alive, bool head) {
+    if (res.deferred) {
+      AwaitDeferred(res, keep_alive, head);
+      return;
+    }
     if (res.sse) {
       StartSse(res);
       return;
     }
     keep_alive_ = keep_alive && !server_->stopping();
-    const bool head = req.method == Method::kHead;
     out_.clear();
     phase_ = Phase::kWriting;
     if (!res.body_file.empty() && !StatusHasNoBody(res.status)) {
@@ -572,6 +598,75 @@ class Session : public std::enable_shared_from_this<Session> {
     SetDeadline(After(server_->options().read_timeout_ms));
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](const ErrorCode& ec, size_t) { self->OnWrite(ec); });
+  }
+
+  // ---- a deferred response (Response::deferred) ----
+  // The handler returned a promise. Unless it is already kept, waits without
+  // a deadline (the producer owns the timeout: it completes with an error)
+  // and without reading the next request, keeping a read pending that
+  // notices the client leaving.
+  void AwaitDeferred(Response& res, bool keep_alive, bool head) {
+    deferred_ = res.deferred->state();
+    // If the handler kept no reference, the Deferred answers 500 here.
+    res.deferred.reset();
+    deferred_keep_alive_ = keep_alive;
+    deferred_head_ = head;
+    phase_ = Phase::kDeferred;
+    // Completed by the handler itself: written now, like a synchronous answer.
+    if (FinishDeferred()) return;
+    SetDeadline(kNever);
+    // Complete() runs this on the producer's thread (under the state's lock,
+    // which Close() and Teardown() take to cancel it before the io_context
+    // goes away); the session is reached through a weak pointer.
+    deferred_->OnComplete([ex = socket_.get_executor(), weak = weak_from_this()] {
+      asio::post(ex, [weak] {
+        if (auto self = weak.lock()) self->OnDeferredReady();
+      });
+    });
+    WatchClient();
+  }
+
+  // On this session's thread, once the Deferred has its response.
+  void OnDeferredReady() {
+    if (closed_ || phase_ != Phase::kDeferred) return;
+    if (reading_) {
+      // One read at a time, and it may carry bytes of the next request:
+      // let the watching read return (OnReadWhileDeferred finishes).
+      ErrorCode ignored;
+      socket_.cancel(ignored);
+      return;
+    }
+    FinishDeferred();
+  }
+
+  // Writes the Deferred's response if it has come; false if not yet.
+  bool FinishDeferred() {
+    Response res;
+    if (!deferred_->Take(&res)) return false;
+    deferred_.reset();
+    if (res.deferred) {
+      LOG_ERROR("http: a Deferred was completed with a deferred response; answering 500");
+      ResetToInternalError(&res);
+    }
+    Respond(res, deferred_keep_alive_, deferred_head_);
+    return true;
+  }
+
+  // A read while a deferred response is pending. The client may pipeline
+  // its next request: those bytes stay in buffer_ for after the answer.
+  // Past kReadChunkBytes of them it stops reading (TCP pushes back), and a
+  // client that leaves is then noticed when the answer is written.
+  void WatchClient() {
+    if (buffer_.size() >= kReadChunkBytes) return;
+    ReadSome();
+  }
+
+  void OnReadWhileDeferred(const ErrorCode& ec) {
+    if (ec && ec != asio::error::operation_aborted) {
+      Close();  // the client left (EOF or reset): the producer sees cancelled()
+      return;
+    }
+    if (!FinishDeferred()) WatchClient();
   }
 
   // Deletes the handler's spool file unless the handler renamed it away
@@ -764,6 +859,10 @@ class Session : public std::enable_shared_from_this<Session> {
     file_.Reset();
     if (waker_) waker_->Kill();
     if (sse_) sse_->Abandon();
+    if (deferred_) {
+      deferred_->Cancel();
+      deferred_.reset();
+    }
   }
 
   ServerCore* const server_;
@@ -803,6 +902,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<SseStream> sse_;
   std::shared_ptr<SseWaker> waker_;
   bool sse_writing_ = false;
+  bool reading_ = false;  // a ReadSome() is outstanding
+  std::shared_ptr<DeferredState> deferred_;  // set while phase_ == kDeferred
+  bool deferred_keep_alive_ = false;
+  bool deferred_head_ = false;
 };
 
 void SseWaker::Wake() {

@@ -10,7 +10,10 @@
 //   big), read timeout for a request in progress, idle timeout between
 //   keep-alive requests.
 // * Handlers run on the I/O thread that read the request; they may block
-//   briefly (a store transaction) but must not wait on other requests.
+//   briefly (a store transaction) but must not wait on other requests. A
+//   handler whose answer comes later (a dynamic batcher) returns a promise
+//   instead, Response::deferred (http/deferred.h), and the I/O thread goes
+//   on with other connections.
 // * Shutdown(): stop accepting, let in-flight requests finish (up to the
 //   grace period), close idle connections, then return.
 //
@@ -55,6 +58,19 @@
 //   drained. When the client goes away the stream is abandoned, so the
 //   producer's Send() returns false. A stream does not count in
 //   inflight_requests() once its headers are written.
+// * Deferred (Response::deferred set): nothing is written until some thread
+//   calls Deferred::Complete(response); that response is then written on the
+//   connection's I/O thread exactly like a handler's (one buffer,
+//   keep-alive, HEAD, body_file, sse). No timeout applies meanwhile: the
+//   producer owns the deadline. The connection reads no further request
+//   until the answer is written (pipelined answers stay in order; up to
+//   64 KiB of them is buffered), but keeps a read pending so that a client
+//   that closes (EOF or reset) is noticed: the Deferred is cancelled() and
+//   Complete() returns false. The request counts in inflight_requests()
+//   until its answer is written. A Deferred completed before the handler
+//   returns costs what a synchronous answer does; one completed later costs
+//   a post to the I/O thread. A Deferred destroyed uncompleted is answered
+//   500; one completed with a response that is itself deferred, 500.
 // * The server installs no signal handlers.
 
 #include <cstdint>
@@ -111,14 +127,17 @@ class Server {
   // a concurrent second call waits for the first. In order: acceptors close
   // (new connections are refused), idle keep-alive connections close, a
   // request being read or handled finishes and is answered with
-  // Connection: close, SSE streams are Close()d and drain; after at most
-  // shutdown_grace_ms whatever is left is closed. Must not be called from a
-  // handler (it joins the I/O threads).
+  // Connection: close, SSE streams are Close()d and drain, a pending
+  // Deferred may still be completed (answered with Connection: close);
+  // after at most shutdown_grace_ms whatever is left is closed (a Deferred
+  // still pending is cancelled: its Complete() returns false). Must not be
+  // called from a handler (it joins the I/O threads).
   void Shutdown();
   // Blocks until Shutdown() has completed (returns at once if it has, or if
   // Shutdown() ran without a successful Start()).
   void Wait();
-  // Open connections and requests being handled right now.
+  // Open connections, and requests being handled right now (a deferred
+  // response counts until it is written).
   int64_t open_connections() const;
   int64_t inflight_requests() const;
 
