@@ -32,6 +32,9 @@ bool WantsBinaryOutput(const InferRequest& request, std::string_view name) {
 }
 
 StatusOr<int64_t> ValidateInferRequest(const InferRequest& request, const ModelConfig& config) {
+  if (request.inputs.empty()) {
+    return InvalidArgumentError("inputs: the request has no inputs", "inputs");
+  }
   const bool batched = config.max_batch_size > 0;
   std::vector<bool> seen(config.inputs.size(), false);
   int64_t batch = -1;

@@ -79,6 +79,8 @@ TEST(ValidateInferRequest, NamesTheBadInput) {
   r.inputs.pop_back();
   s = Error(r);
   EXPECT_EQ(s.message(), "inputs: the model's input \"ids\" is missing");
+
+  EXPECT_EQ(Error(InferRequest{}).message(), "inputs: the request has no inputs");
 }
 
 TEST(ValidateInferRequest, ChecksShapesAndTheBatchDimension) {

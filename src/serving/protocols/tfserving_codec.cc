@@ -85,6 +85,11 @@ class ShapeReader {
   std::string_view what_;
 };
 
+// The rank left for one instance once the batch dimension is counted.
+size_t InnerRank(const TensorLimits& limits) {
+  return limits.max_rank > 0 ? limits.max_rank - 1 : 0;
+}
+
 // Appends the leaves of `v` (whose shape is `shape`) as `type` to `bytes`.
 Status AppendValue(element v, const std::vector<int64_t>& shape, DataType type,
                    const TensorLimits& limits, std::string_view what, std::string* bytes) {
@@ -191,7 +196,7 @@ Status DecodeRows(element instances, const ModelConfig& config, const TensorLimi
     }
     std::string what = fmt::format("instances[0] \"{}\"", name);
     ASSIGN_OR_RETURN(std::vector<int64_t> inner,
-                     ShapeReader(limits.max_rank - 1, what).Read(value));
+                     ShapeReader(InnerRank(limits), what).Read(value));
     columns.push_back({c, std::move(inner), {}});
   }
   size_t i = 0;
@@ -216,7 +221,7 @@ Status DecodeRows(element instances, const ModelConfig& config, const TensorLimi
                        path);
       }
       ASSIGN_OR_RETURN(std::vector<int64_t> inner,
-                       ShapeReader(limits.max_rank - 1, what).Read(value));
+                       ShapeReader(InnerRank(limits), what).Read(value));
       if (inner != col.inner) {
         return Invalid(fmt::format("{}: shape {} differs from {} of instances[0]", what,
                                    FormatShape(inner), FormatShape(col.inner)),

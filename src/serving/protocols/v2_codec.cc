@@ -238,10 +238,11 @@ Status DecodeTensor(element e, const TensorContext& ctx, DecodedTensor* out) {
     return fail("data", fmt::format("expected data as an array, got {}", TypeName(data)));
   }
   const size_t max_depth = std::max<size_t>(t.shape.size(), 1);
-  // Each JSON element takes at least two bytes ("1,"): a count beyond the
-  // body's size cannot be met, and room for it (AppendLeaves reserves it)
-  // would let a small body claim a large allocation.
-  const bool plausible = static_cast<uint64_t>(out->count) <= ctx.json_size;
+  // Each JSON element takes at least two bytes ("1," or "1]"): a count over
+  // half the body's size cannot be met, and room for it (AppendLeaves
+  // reserves it) would let a small body claim a large allocation. So the
+  // room is at most 4 × the body (FP64 / INT64 elements from "1,").
+  const bool plausible = static_cast<uint64_t>(out->count) <= ctx.json_size / 2;
   std::string bytes;
   int64_t n = out->count + 1;
   if (plausible) {
