@@ -170,6 +170,50 @@ CREATE TABLE run_inputs (
 ) WITHOUT ROWID;
 )sql";
 
+// Migration 7: MLflow 3 logged models (a model logged to an experiment,
+// its files under <artifacts root>/<experiment>/models/<model_id>/artifacts),
+// their tags and params, and the models a run produced (run outputs).
+// `lifecycle` makes deletes soft, as MLflow's are.
+constexpr const char* kLoggedModelsSql = R"sql(
+CREATE TABLE logged_models (
+  model_id          TEXT PRIMARY KEY,
+  project_id        TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  experiment_id     BIGINT NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+  name              TEXT NOT NULL,
+  artifact_location TEXT NOT NULL,
+  status            TEXT NOT NULL,
+  status_message    TEXT NOT NULL DEFAULT '',
+  model_type        TEXT NOT NULL DEFAULT '',
+  source_run_id     TEXT NOT NULL DEFAULT '',
+  user_id           TEXT NOT NULL,
+  lifecycle         TEXT NOT NULL,
+  creation_time     BIGINT NOT NULL,
+  last_update_time  BIGINT NOT NULL
+);
+CREATE INDEX logged_models_by_experiment ON logged_models(experiment_id, creation_time);
+CREATE INDEX logged_models_by_run ON logged_models(source_run_id);
+CREATE TABLE logged_model_tags (
+  model_id  TEXT NOT NULL REFERENCES logged_models(model_id) ON DELETE CASCADE,
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (model_id, key)
+) WITHOUT ROWID;
+CREATE TABLE logged_model_params (
+  model_id  TEXT NOT NULL REFERENCES logged_models(model_id) ON DELETE CASCADE,
+  key       TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  PRIMARY KEY (model_id, key)
+) WITHOUT ROWID;
+CREATE TABLE run_outputs (
+  run_id    TEXT NOT NULL REFERENCES tracking_runs(run_id) ON DELETE CASCADE,
+  model_id  TEXT NOT NULL REFERENCES logged_models(model_id) ON DELETE CASCADE,
+  step      BIGINT NOT NULL,
+  seq       BIGINT NOT NULL,
+  PRIMARY KEY (run_id, model_id, step)
+) WITHOUT ROWID;
+CREATE INDEX run_outputs_by_model ON run_outputs(model_id);
+)sql";
+
 std::string WithoutRowidRemoved(std::string sql) {
   const std::string needle = " WITHOUT ROWID";
   for (size_t at; (at = sql.find(needle)) != std::string::npos;) sql.erase(at, needle.size());
@@ -272,6 +316,8 @@ CREATE TABLE job_events (
        kRegistrySql, WithoutRowidRemoved(kRegistrySql)},
       {6, "tracking: data sets a run read (MLflow log-inputs)",
        kRunInputsSql, WithoutRowidRemoved(kRunInputsSql)},
+      {7, "tracking: MLflow 3 logged models, their tags and params, run outputs",
+       kLoggedModelsSql, WithoutRowidRemoved(kLoggedModelsSql)},
   };
   return *kMigrations;
 }

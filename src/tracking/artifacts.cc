@@ -20,6 +20,7 @@ namespace {
 constexpr size_t kMaxSegmentBytes = 255;  // NAME_MAX
 constexpr std::string_view kSpoolName = ".spool";
 constexpr std::string_view kRunArtifactsDir = "artifacts";
+constexpr std::string_view kModelsDir = "models";
 constexpr int64_t kStaleSpoolSeconds = 3600;
 
 // An owned file descriptor.
@@ -107,7 +108,8 @@ std::string SegmentProblem(std::string_view segment) {
 // Experiment and run ids come from the store; they must still be one plain
 // segment each, since they name directories.
 Status CheckRun(const ArtifactRun& run) {
-  for (std::string_view id : {std::string_view(run.experiment_id), std::string_view(run.run_id)}) {
+  const std::string& owner = run.model_id.empty() ? run.run_id : run.model_id;
+  for (std::string_view id : {std::string_view(run.experiment_id), std::string_view(owner)}) {
     bool ok = !id.empty() && id.size() <= 64;
     for (char c : id) {
       ok = ok && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -133,6 +135,9 @@ std::vector<std::string_view> Split(std::string_view path) {
 
 // The components from the root down to the run's artifact directory.
 std::vector<std::string> RunComponents(const ArtifactRun& run) {
+  if (!run.model_id.empty()) {
+    return {run.experiment_id, std::string(kModelsDir), run.model_id, std::string(kRunArtifactsDir)};
+  }
   return {run.experiment_id, run.run_id, std::string(kRunArtifactsDir)};
 }
 
@@ -463,8 +468,9 @@ StatusOr<std::string> ArtifactStore::ResolveFile(const ArtifactRun& run,
     case Kind::kFile:
       break;
   }
-  return fmt::format("{}/{}/{}/{}/{}", options_.root, run.experiment_id, run.run_id,
-                     kRunArtifactsDir, rel);
+  std::string file = options_.root;
+  for (const std::string& name : RunComponents(run)) file += "/" + name;
+  return file + "/" + std::string(rel);
 }
 
 StatusOr<std::vector<FileInfo>> ArtifactStore::List(const ArtifactRun& run,

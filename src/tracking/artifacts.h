@@ -1,5 +1,7 @@
 // Run artifacts on the local file system (issue 5): files under
 //   <root>/<experiment_id>/<run_id>/artifacts/<relative path>
+// and, for MLflow 3 logged models (ArtifactRun::model_id),
+//   <root>/<experiment_id>/models/<model_id>/artifacts/<relative path>
 // where root is $LATHE_HOME/artifacts (config artifacts.root). The MLflow
 // proxy (/api/2.0/mlflow-artifacts/artifacts/<exp>/<run>/artifacts/<path>)
 // and the native API (/api/v1/projects/{p}/runs/{run}/artifacts/<path>)
@@ -53,10 +55,14 @@ struct FileInfo {
   uint64_t file_size = 0;  // 0 for directories
 };
 
-// The run an artifact path belongs to.
+// The run an artifact path belongs to, or (model_id set) the MLflow 3
+// logged model: its files live in <root>/<experiment_id>/models/<model_id>/
+// artifacts, beside the experiment's runs (run ids are 32 hex digits, so no
+// run directory is named "models"), and run_id is not used.
 struct ArtifactRun {
   std::string experiment_id;
   std::string run_id;
+  std::string model_id;  // "" = the run's artifacts
 };
 
 // All methods are thread-safe: the store keeps no state besides its options;

@@ -314,6 +314,32 @@ TEST_F(ArtifactStoreTest, InitMakesTheRootAbsoluteAndRemovesStaleSpoolFiles) {
   EXPECT_EQ(fs::status(again.spool_dir()).permissions() & fs::perms::all, fs::perms::owner_all);
 }
 
+TEST_F(ArtifactStoreTest, LoggedModelFilesLiveUnderModelsAndKeepTheRules) {
+  const ArtifactRun model{"7", "", "m-0123456789abcdef0123456789abcdef"};
+  ASSERT_TRUE(store_->PutBytes(model, "MLmodel", "flavors: {}").ok());
+  ASSERT_TRUE(store_->PutBytes(model, "data/model.pkl", "pkl").ok());
+  const std::string root = dir_ + "/root/7/models/" + model.model_id + "/artifacts";
+  EXPECT_EQ(ReadAll(root + "/MLmodel"), "flavors: {}");
+  auto file = store_->ResolveFile(model, "data/model.pkl");
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  EXPECT_EQ(*file, root + "/data/model.pkl");
+  auto list = store_->List(model, "");
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].path, "MLmodel");
+  EXPECT_EQ((*list)[1].path, "data");
+  // The run's own artifacts are elsewhere and unaffected.
+  EXPECT_TRUE(store_->List(kRun, "")->empty());
+  // A link planted in the model's tree is refused as in a run's.
+  fs::create_directory_symlink(outside_, root + "/escape");
+  EXPECT_EQ(store_->PutBytes(model, "escape/x", "x").code(), StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(outside_ + "/x"));
+  // Model ids are one plain segment.
+  EXPECT_EQ(store_->PutBytes({"7", "", "../m"}, "x", "x").code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store_->Delete(model, "").ok());
+  EXPECT_FALSE(store_->ResolveFile(model, "MLmodel").ok());
+}
+
 TEST_F(ArtifactStoreTest, BadRunIdsAreRefused) {
   EXPECT_EQ(store_->PutBytes({"7", "../x"}, "a", "x").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->List({"", kRun.run_id}, "").status().code(), StatusCode::kInvalidArgument);

@@ -10,9 +10,29 @@
 namespace lathe::tracking::search {
 namespace {
 
-constexpr std::string_view kStringAttributes[] = {"status", "run_name", "run_id", "user_id",
-                                                  "artifact_uri"};
-constexpr std::string_view kNumericAttributes[] = {"start_time", "end_time"};
+const AttributeSet& RunAttrs() {
+  static const AttributeSet* const kRun = new AttributeSet{
+      {"status", "run_name", "run_id", "user_id", "artifact_uri"}, {"start_time", "end_time"}};
+  return *kRun;
+}
+
+bool Contains(const std::vector<std::string_view>& list, std::string_view key) {
+  for (std::string_view a : list) {
+    if (key == a) return true;
+  }
+  return false;
+}
+
+std::string AttributeList(const AttributeSet& attrs) {
+  std::string out;
+  for (const auto* list : {&attrs.strings, &attrs.numbers}) {
+    for (std::string_view a : *list) {
+      if (!out.empty()) out += ", ";
+      out += a;
+    }
+  }
+  return out;
+}
 
 bool IEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -33,7 +53,8 @@ bool IsKeyChar(char c) {
 // A recursive-descent parser over one input string; `pos_` is a byte offset.
 class Parser {
  public:
-  Parser(std::string_view text, std::string_view field) : text_(text), field_(field) {}
+  Parser(std::string_view text, std::string_view field, const AttributeSet& attrs)
+      : text_(text), field_(field), attrs_(attrs) {}
 
   Status Error(size_t pos, std::string_view what) const {
     return InvalidArgumentError(fmt::format("{}: {} at position {}", field_, what, pos + 1),
@@ -120,13 +141,9 @@ class Parser {
     if (*type == EntityType::kAttribute) {
       std::string lower;
       for (char c : *key) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-      bool known = false;
-      for (auto a : kStringAttributes) known |= lower == a;
-      for (auto a : kNumericAttributes) known |= lower == a;
-      if (!known) {
-        return Error(start, fmt::format("unknown attribute '{}' (expected one of status, run_name, "
-                                        "run_id, user_id, artifact_uri, start_time, end_time)",
-                                        *key));
+      if (!Contains(attrs_.strings, lower) && !Contains(attrs_.numbers, lower)) {
+        return Error(start, fmt::format("unknown attribute '{}' (expected one of {})", *key,
+                                        AttributeList(attrs_)));
       }
       *key = lower;
     }
@@ -257,7 +274,7 @@ class Parser {
                                        Describe(c), allowed));
     };
     const bool numeric =
-        c.type == EntityType::kMetric || (c.type == EntityType::kAttribute && IsNumericAttribute(c.key));
+        c.type == EntityType::kMetric || (c.type == EntityType::kAttribute && Contains(attrs_.numbers, c.key));
     if (numeric) {
       if (c.op == Op::kLike || c.op == Op::kILike || c.op == Op::kIn || c.op == Op::kNotIn) {
         return bad_op("=, !=, <, <=, >, >=");
@@ -322,6 +339,7 @@ class Parser {
  private:
   std::string_view text_;
   std::string_view field_;
+  const AttributeSet& attrs_;
   size_t pos_ = 0;
 };
 
@@ -343,19 +361,23 @@ std::string_view OpName(Op op) {
   return "?";
 }
 
-bool IsNumericAttribute(std::string_view key) {
-  for (auto a : kNumericAttributes) {
-    if (key == a) return true;
-  }
-  return false;
-}
+bool IsNumericAttribute(std::string_view key) { return Contains(RunAttrs().numbers, key); }
 
 StatusOr<std::vector<Comparison>> ParseFilter(std::string_view filter) {
-  return Parser(filter, "filter").Filter();
+  return Parser(filter, "filter", RunAttrs()).Filter();
 }
 
 StatusOr<OrderKey> ParseOrderBy(std::string_view order_by) {
-  return Parser(order_by, "order_by").Order();
+  return Parser(order_by, "order_by", RunAttrs()).Order();
+}
+
+StatusOr<std::vector<Comparison>> ParseFilter(std::string_view filter, const AttributeSet& attrs) {
+  return Parser(filter, "filter", attrs).Filter();
+}
+
+StatusOr<OrderKey> ParseOrderBy(std::string_view order_by, std::string_view field,
+                                const AttributeSet& attrs) {
+  return Parser(order_by, field, attrs).Order();
 }
 
 }  // namespace lathe::tracking::search

@@ -53,12 +53,25 @@ struct OrderKey {
   bool ascending = true;
 };
 
-// True for "start_time" and "end_time".
+// The attributes a filter may name (lower-case canonical names): those that
+// compare as strings and those that compare as numbers. Runs have their own
+// (above); other searches (logged models) pass theirs.
+struct AttributeSet {
+  std::vector<std::string_view> strings;
+  std::vector<std::string_view> numbers;
+};
+
+// True for "start_time" and "end_time" (run attributes).
 bool IsNumericAttribute(std::string_view key);
 
 // Parses a filter; "" and all-blank give no comparisons.
 StatusOr<std::vector<Comparison>> ParseFilter(std::string_view filter);
 // Parses one order_by entry ("metrics.loss DESC", "attributes.start_time").
 StatusOr<OrderKey> ParseOrderBy(std::string_view order_by);
+
+// As above, over another entity's attributes; errors name `field`.
+StatusOr<std::vector<Comparison>> ParseFilter(std::string_view filter, const AttributeSet& attrs);
+StatusOr<OrderKey> ParseOrderBy(std::string_view order_by, std::string_view field,
+                                const AttributeSet& attrs);
 
 }  // namespace lathe::tracking::search

@@ -322,6 +322,11 @@ std::string LikeToGlob(std::string_view like) {
 
 }  // namespace
 
+std::string RandomName(uint64_t a, uint64_t b, uint64_t c) {
+  return fmt::format("{}-{}-{}", kAdjectives[a % std::size(kAdjectives)],
+                     kNouns[b % std::size(kNouns)], c % 1000);
+}
+
 std::string_view RunStatusName(RunStatus s) {
   switch (s) {
     case RunStatus::kRunning: return "RUNNING";
@@ -365,8 +370,8 @@ struct TrackingService::Impl {
   }
   std::string NewRunName() {
     std::lock_guard<std::mutex> lock(rng_mu);
-    return fmt::format("{}-{}-{}", kAdjectives[rng() % std::size(kAdjectives)],
-                       kNouns[rng() % std::size(kNouns)], rng() % 1000);
+    const uint64_t a = rng(), b = rng(), c = rng();
+    return RandomName(a, b, c);
   }
 
   StatusOr<tenancy::Project> Authorize(const tenancy::Principal& p, const std::string& project,
@@ -516,6 +521,9 @@ struct TrackingService::Impl {
     static const std::string inputs_sql =
         "SELECT run_id, name, digest, source_type, source, dataset_schema, profile, tags FROM "
         "run_inputs WHERE run_id IN " + in + " ORDER BY run_id, seq";
+    static const std::string outputs_sql =
+        "SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN " + in +
+        " ORDER BY run_id, seq";
     for (size_t start = 0; start < runs.size(); start += kChunk) {
       std::vector<Value> ids;
       for (size_t i = start; i < start + kChunk; ++i) {
@@ -539,6 +547,8 @@ struct TrackingService::Impl {
         ASSIGN_OR_RETURN(in.tags, DecodeInputTags(AsText(r[7])));
         by_id[AsText(r[0])]->inputs.push_back(std::move(in));
       }
+      ASSIGN_OR_RETURN(ResultSet os, tx.Query(outputs_sql, ids));
+      for (auto& r : os.rows) by_id[AsText(r[0])]->outputs.push_back({AsText(r[1]), AsInt(r[2])});
     }
     for (Run& r : runs) {
       auto by_key = [](const auto& a, const auto& b) { return a.key < b.key; };

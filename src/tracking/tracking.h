@@ -44,6 +44,9 @@ enum class ViewType { kActiveOnly, kDeletedOnly, kAll };
 enum class RunStatus { kRunning, kScheduled, kFinished, kFailed, kKilled };
 std::string_view RunStatusName(RunStatus s);  // "RUNNING", …
 StatusOr<RunStatus> ParseRunStatus(std::string_view s, std::string_view field = "status");
+// A readable name such as "bold-crane-42" from three random numbers: the
+// names generated for runs and logged models.
+std::string RandomName(uint64_t a, uint64_t b, uint64_t c);
 
 struct Experiment {
   std::string id;          // decimal string, unique across projects ("1", "2", …)
@@ -94,12 +97,21 @@ struct DatasetInput {
   friend bool operator==(const DatasetInput&, const DatasetInput&) = default;
 };
 
+// A logged model a run produced (MLflow 3's run outputs;
+// logged_models.h records them).
+struct ModelOutput {
+  std::string model_id;
+  int64_t step = 0;
+  friend bool operator==(const ModelOutput&, const ModelOutput&) = default;
+};
+
 struct Run {
   RunInfo info;
   std::vector<Metric> latest_metrics;  // the latest value per key
   std::vector<Param> params;
   std::vector<Tag> tags;
   std::vector<DatasetInput> inputs;    // in the order first logged
+  std::vector<ModelOutput> outputs;    // in the order first logged
 };
 
 struct Page {

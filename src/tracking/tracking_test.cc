@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tracking/group_commit.h"
+#include "tracking/logged_models.h"
 
 namespace lathe::tracking {
 namespace {
@@ -72,8 +73,10 @@ class TrackingTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(tenancy_->CreateProject(admin_, "ml", "").ok());
     ASSERT_TRUE(tenancy_->CreateProject(admin_, "other", "").ok());
     svc_ = std::make_unique<TrackingService>(*store_, *tenancy_, clock_);
+    models_ = std::make_unique<LoggedModelService>(*store_, *tenancy_, *svc_, clock_);
   }
   void TearDown() override {
+    models_.reset();
     svc_.reset();
     tenancy_.reset();
     store_.reset();
@@ -101,6 +104,7 @@ class TrackingTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<tenancy::TenancyService> tenancy_;
   std::unique_ptr<TrackingService> svc_;
+  std::unique_ptr<LoggedModelService> models_;
   Principal admin_;
 };
 
@@ -641,6 +645,161 @@ TEST_P(TrackingTest, SearchRunsFiltersOrdersAndPages) {
   EXPECT_EQ(svc_->SearchRuns(admin_, "ml", {.page = {.max_results = 50001}}).status().field(), "max_results");
   EXPECT_EQ(svc_->SearchRuns(admin_, "ml", {.page = {.page_token = "%%"}}).status().field(), "page_token");
   EXPECT_EQ(svc_->SearchRuns(admin_, "ml", {.experiment_ids = {"x"}}).status().code(), StatusCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------- logged models
+
+TEST_P(TrackingTest, LoggedModelLifecycleFromPendingToReady) {
+  tracking::Run run = NewRun();
+  clock_.Advance(1000);
+  auto m = models_->Create(admin_, "ml",
+                           {.experiment_id = "0",
+                            .name = "clf",
+                            .model_type = "Classifier",
+                            .source_run_id = run.info.run_id,
+                            .params = {{"alpha", "0.5"}},
+                            .tags = {{"b", "1"}, {"a", "x"}, {"b", "2"}}});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->model_id.size(), 34u);
+  EXPECT_EQ(m->model_id.substr(0, 2), "m-");
+  EXPECT_EQ(m->model_id.find_first_not_of("0123456789abcdef", 2), std::string::npos);
+  EXPECT_EQ(m->experiment_id, run.info.experiment_id);
+  EXPECT_EQ(m->artifact_location,
+            "mlflow-artifacts:/" + run.info.experiment_id + "/models/" + m->model_id + "/artifacts");
+  EXPECT_EQ(m->status, LoggedModelStatus::kPending);
+  EXPECT_EQ(m->user_id, admin_.user_name);
+  EXPECT_EQ(m->tags, (std::vector<Tag>{{"a", "x"}, {"b", "2"}}));
+  EXPECT_EQ(m->params, (std::vector<Param>{{"alpha", "0.5"}}));
+
+  clock_.Advance(5'000'000);
+  auto ready = models_->Finalize(admin_, "ml", m->model_id, LoggedModelStatus::kReady);
+  ASSERT_TRUE(ready.ok()) << ready.status().ToString();
+  EXPECT_EQ(ready->status, LoggedModelStatus::kReady);
+  EXPECT_EQ(ready->last_update_time, m->creation_time + 5000);
+  EXPECT_EQ(models_->Finalize(admin_, "ml", m->model_id, LoggedModelStatus::kPending).status().code(),
+            StatusCode::kInvalidArgument);
+
+  // Outputs of the run, once per (model, step), in the order logged.
+  ASSERT_TRUE(models_->LogOutputs(admin_, "ml", run.info.run_id, {{m->model_id, 3}}).ok());
+  ASSERT_TRUE(models_->LogOutputs(admin_, "ml", run.info.run_id, {{m->model_id, 3}}).ok());
+  auto got = svc_->GetRun(admin_, "ml", run.info.run_id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->outputs, (std::vector<ModelOutput>{{m->model_id, 3}}));
+  EXPECT_EQ(models_->LogOutputs(admin_, "ml", run.info.run_id, {{"m-0000", 0}}).code(),
+            StatusCode::kNotFound);
+
+  // A default name is generated; a name with '/' is refused.
+  auto unnamed = models_->Create(admin_, "ml", {.experiment_id = "0"});
+  ASSERT_TRUE(unnamed.ok());
+  EXPECT_FALSE(unnamed->name.empty());
+  EXPECT_EQ(models_->Create(admin_, "ml", {.experiment_id = "0", .name = "a/b"}).status().code(),
+            StatusCode::kInvalidArgument);
+  // A source run of another project is refused.
+  auto other_run = svc_->CreateRun(admin_, "other", {});
+  ASSERT_TRUE(other_run.ok());
+  EXPECT_EQ(models_->Create(admin_, "ml", {.experiment_id = "0", .source_run_id = other_run->info.run_id})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_P(TrackingTest, LoggedModelTagsParamsAndSoftDelete) {
+  auto m = models_->Create(admin_, "ml", {.experiment_id = "0", .name = "m"});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  const std::string id = m->model_id;
+  ASSERT_TRUE(models_->SetTags(admin_, "ml", id, {{"k", "1"}}).ok());
+  ASSERT_TRUE(models_->SetTags(admin_, "ml", id, {{"k", "2"}}).ok());
+  ASSERT_TRUE(models_->LogParams(admin_, "ml", id, {{"p", "1"}}).ok());
+  ASSERT_TRUE(models_->LogParams(admin_, "ml", id, {{"p", "1"}}).ok());  // same value: a no-op
+  EXPECT_EQ(models_->LogParams(admin_, "ml", id, {{"q", "1"}, {"p", "2"}}).code(),
+            StatusCode::kInvalidArgument);
+  auto got = models_->Get(admin_, "ml", id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->tags, (std::vector<Tag>{{"k", "2"}}));
+  EXPECT_EQ(got->params, (std::vector<Param>{{"p", "1"}}));  // the failed call stored nothing
+  EXPECT_TRUE(models_->DeleteTag(admin_, "ml", id, "k").ok());
+  EXPECT_EQ(models_->DeleteTag(admin_, "ml", id, "k").code(), StatusCode::kNotFound);
+
+  // Limits name the field.
+  std::vector<Tag> many(101, Tag{"k", "v"});
+  for (size_t i = 0; i < many.size(); ++i) many[i].key += std::to_string(i);
+  EXPECT_EQ(models_->SetTags(admin_, "ml", id, many).code(), StatusCode::kInvalidArgument);
+  Status long_value = models_->LogParams(admin_, "ml", id, {{"big", std::string(6001, 'x')}});
+  EXPECT_EQ(long_value.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(long_value.field(), "params[0].value");
+  EXPECT_EQ(models_->SetTags(admin_, "ml", id, {{std::string(251, 'k'), "v"}}).code(),
+            StatusCode::kInvalidArgument);
+
+  // Roles: viewers read, editors write; other projects do not see it.
+  Principal viewer = MakeUser("vera", Role::kViewer);
+  EXPECT_TRUE(models_->Get(viewer, "ml", id).ok());
+  EXPECT_EQ(models_->SetTags(viewer, "ml", id, {{"x", "y"}}).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(models_->Create(viewer, "ml", {.experiment_id = "0"}).status().code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(models_->Get(admin_, "other", id).status().code(), StatusCode::kNotFound);
+
+  // Soft delete: gone for reads and writes; a second delete is a no-op.
+  ASSERT_TRUE(models_->Delete(admin_, "ml", id).ok());
+  EXPECT_TRUE(models_->Delete(admin_, "ml", id).ok());
+  EXPECT_EQ(models_->Get(admin_, "ml", id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(models_->Finalize(admin_, "ml", id, LoggedModelStatus::kReady).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(models_->Delete(admin_, "ml", "m-unknown").code(), StatusCode::kNotFound);
+  auto page = models_->Search(admin_, "ml", {.experiment_ids = {"0"}});
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->models.empty());
+}
+
+TEST_P(TrackingTest, SearchLoggedModelsFiltersOrdersAndPages) {
+  auto exp = svc_->CreateExperiment(admin_, "ml", "search", {});
+  ASSERT_TRUE(exp.ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(1000);
+    auto m = models_->Create(admin_, "ml",
+                             {.experiment_id = exp->id,
+                              .name = "model-" + std::to_string(i),
+                              .params = {{"lr", i % 2 == 0 ? "even" : "odd"}}});
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    ids.push_back(m->model_id);
+  }
+  ASSERT_TRUE(models_->Finalize(admin_, "ml", ids[1], LoggedModelStatus::kReady).ok());
+  ASSERT_TRUE(models_->Create(admin_, "ml", {.experiment_id = "0", .name = "elsewhere"}).ok());
+
+  auto names = [](const LoggedModelPage& p) {
+    std::vector<std::string> out;
+    for (const LoggedModel& m : p.models) out.push_back(m.name);
+    return out;
+  };
+  // Newest first by default; pages continue where they stopped.
+  auto p1 = models_->Search(admin_, "ml", {.experiment_ids = {exp->id}, .page = {2, ""}});
+  ASSERT_TRUE(p1.ok()) << p1.status().ToString();
+  EXPECT_EQ(names(*p1), (std::vector<std::string>{"model-4", "model-3"}));
+  auto p2 = models_->Search(admin_, "ml",
+                            {.experiment_ids = {exp->id}, .page = {10, p1->next_page_token}});
+  ASSERT_TRUE(p2.ok());
+  EXPECT_EQ(names(*p2), (std::vector<std::string>{"model-2", "model-1", "model-0"}));
+  EXPECT_TRUE(p2->next_page_token.empty());
+
+  auto by = [&](const std::string& filter, std::vector<LoggedModelOrder> order = {}) {
+    auto r = models_->Search(admin_, "ml",
+                             {.experiment_ids = {exp->id}, .filter = filter, .order_by = order});
+    EXPECT_TRUE(r.ok()) << filter << ": " << r.status().ToString();
+    return r.ok() ? names(*r) : std::vector<std::string>{};
+  };
+  EXPECT_EQ(by("params.lr = 'odd'", {{"name", true}}),
+            (std::vector<std::string>{"model-1", "model-3"}));
+  EXPECT_EQ(by("status = 'LOGGED_MODEL_READY'"), (std::vector<std::string>{"model-1"}));
+  EXPECT_EQ(by("status = 'READY'"), (std::vector<std::string>{"model-1"}));
+  EXPECT_EQ(by("name LIKE 'model-%' AND name != 'model-0'", {{"creation_timestamp", true}}),
+            (std::vector<std::string>{"model-1", "model-2", "model-3", "model-4"}));
+  EXPECT_EQ(by("name IN ('model-0', 'model-4')", {{"name", false}}),
+            (std::vector<std::string>{"model-4", "model-0"}));
+  EXPECT_TRUE(by("metrics.acc > 0.5").empty());
+  auto bad = models_->Search(admin_, "ml", {.experiment_ids = {exp->id}, .filter = "colour = 'red'"});
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  auto no_exp = models_->Search(admin_, "ml", {});
+  EXPECT_EQ(no_exp.status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(GroupCommit, OneBadWorkDoesNotFailItsNeighbours) {
