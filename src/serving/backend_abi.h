@@ -56,12 +56,16 @@ uint32_t LatheBackendAbiVersion(void);
 
 /* Loads the model in `version_dir` (<repository>/<model>/<version>).
  * `config_json` describes it:
- *   {"name": str, "max_batch_size": int,
- *    "inputs":  [{"name": str, "datatype": "FP32", "dims": [int…]}],
+ *   {"name": str, "max_batch_size": int, "model_filename": str,
+ *    "inputs":  [{"name": str, "datatype": "FP32", "dims": [int…], "optional": bool}],
  *    "outputs": [{"name": str, "datatype": "FP32", "dims": [int…]}],
  *    "parameters": {str: str}}
- * (dims without the batch dimension when max_batch_size > 0; -1 = any).
- * `threads` = intra-op threads. NULL on failure with *error set. */
+ * (dims without the batch dimension when max_batch_size > 0; -1 = any;
+ * model_filename "" = the backend's default file). A plugin ignores keys
+ * it does not know. `threads` = intra-op threads. NULL on failure with
+ * *error set; an error starting "NOT_FOUND: " (no model file) or
+ * "INVALID_ARGUMENT: " (the model or config is unusable) carries that code
+ * to the host, any other message is INTERNAL. */
 LatheBackendModel* LatheBackendLoad(const char* version_dir, const char* config_json,
                                     int32_t threads, char** error);
 
