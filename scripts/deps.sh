@@ -15,6 +15,11 @@ PACKAGES=(
   # with OpenBLAS (libtorch only Recommends a BLAS; on the reference BLAS it
   # is 10-36x slower, research/running-engines.md), and the XGBoost C API.
   libtorch-dev libopenblas0-pthread libxgboost-dev
+  # KServe V2 gRPC front end (src/serving/grpc_frontend): protoc and its gRPC
+  # C++ plugin generate the service from protocols/grpc_predict_v2.proto;
+  # python3-grpcio and python3-protobuf drive it in tests/test_serve_grpc.py.
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
+  python3-grpcio python3-protobuf
 )
 
 missing=()
