@@ -101,7 +101,8 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
       job_routes_(std::move(job_routes)),
       tracking_(tracking_routes.tracking),
       registry_(tracking_routes.registry),
-      artifacts_(tracking_routes.artifacts) {
+      artifacts_(tracking_routes.artifacts),
+      logged_models_(tracking_routes.logged_models) {
   metrics.AddGauge("lathe_build_info", "Build information.", {"version", "commit"})
       .With({LATHE_VERSION, LATHE_GIT_COMMIT})
       .Set(1);
@@ -131,6 +132,7 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
     RegisterMlflowRoutes();
     if (registry_ != nullptr) RegisterRegistryRoutes();
     if (artifacts_ != nullptr) RegisterArtifactRoutes();
+    if (logged_models_ != nullptr) RegisterLoggedModelRoutes();
   }
 }
 

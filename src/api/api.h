@@ -29,6 +29,7 @@ class JobController;
 namespace lathe::tracking {
 class TrackingService;
 class ArtifactStore;
+class LoggedModelService;
 }  // namespace lathe::tracking
 
 namespace lathe::registry {
@@ -90,6 +91,10 @@ struct TrackingRoutes {
   // MLflow artifacts/list RPC and the mlflow-artifacts proxy
   // (artifact_handlers.cc). Needs `tracking`.
   tracking::ArtifactStore* artifacts = nullptr;
+  // MLflow 3 logged models (logged-models/…, runs/outputs;
+  // logged_model_handlers.cc); the proxy then also serves their files and
+  // model-versions/create resolves model_id. Needs `tracking`.
+  tracking::LoggedModelService* logged_models = nullptr;
 };
 
 class Api {
@@ -128,6 +133,7 @@ class Api {
   void RegisterMlflowRoutes();
   void RegisterRegistryRoutes();   // registry_handlers.cc
   void RegisterArtifactRoutes();   // artifact_handlers.cc
+  void RegisterLoggedModelRoutes();  // logged_model_handlers.cc
   // MLflow routes (mlflow_handlers.cc): authentication, project, errors.
   void AddMlflow(http::Method method, std::string_view rpc,
                  std::function<Status(MlflowCall&)> handler);
@@ -145,6 +151,7 @@ class Api {
   tracking::TrackingService* tracking_ = nullptr;
   registry::RegistryService* registry_ = nullptr;
   tracking::ArtifactStore* artifacts_ = nullptr;
+  tracking::LoggedModelService* logged_models_ = nullptr;
   std::shared_ptr<MlflowScopes> mlflow_scopes_;
   std::unique_ptr<LogFollowers> log_followers_;
 };

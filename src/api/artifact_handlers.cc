@@ -3,6 +3,8 @@
 //   MLflow artifact proxy (protocols.md §5.5), under /api/2.0 and /ajax-api/2.0:
 //     PUT|GET|DELETE /mlflow-artifacts/artifacts/<exp>/<run>/artifacts/<path>
 //     GET            /mlflow-artifacts/artifacts?path=<exp>/<run>/artifacts[/<dir>]
+//     (and the same with <exp>/models/<model_id>/artifacts: an MLflow 3
+//     logged model's files, authorized through LoggedModelService)
 //     POST           /mlflow-artifacts/mpu/{create,complete,abort}/<path>  (refused)
 //   MLflow RPC: GET /api/2.0/mlflow/artifacts/list
 //   native:   PUT|GET|DELETE /api/v1/projects/{p}/runs/{run}/artifacts/<path>
@@ -22,6 +24,7 @@
 #include "api/api.h"
 #include "api/mlflow_call.h"
 #include "tracking/artifacts.h"
+#include "tracking/logged_models.h"
 #include "tracking/tracking.h"
 
 namespace lathe::api {
@@ -38,6 +41,7 @@ namespace {
 constexpr std::string_view kProxyPrefixes[] = {"/api/2.0/mlflow-artifacts",
                                                "/ajax-api/2.0/mlflow-artifacts"};
 constexpr std::string_view kRunArtifacts = "artifacts";
+constexpr std::string_view kModelsDir = "models";
 // MLflow clients fall back to one PUT when the answer's message starts so.
 constexpr std::string_view kNoMultipart =
     "Multipart upload is not supported for the current artifact repository";
@@ -79,25 +83,35 @@ StatusOr<std::string> RestPath(const http::Request& req) {
   return out;
 }
 
-// An artifact path of the proxy, "<exp>/<run>/artifacts[/<path>]".
+// An artifact path of the proxy: a run's, "<exp>/<run>/artifacts[/<path>]",
+// or an MLflow 3 logged model's, "<exp>/models/<model_id>/artifacts[/<path>]".
 struct ProxyPath {
   std::string experiment_id;
-  std::string run_id;
-  std::string rel;  // "" = the run's artifact root
+  std::string run_id;    // set for a run's path
+  std::string model_id;  // set for a logged model's path
+  std::string rel;       // "" = the artifact root
 };
 
 StatusOr<ProxyPath> ParseProxyPath(std::string_view path) {
   ASSIGN_OR_RETURN(std::string clean, ArtifactStore::CleanPath(path, "path"));
   std::vector<std::string_view> parts = SplitSlash(clean);
-  if (parts.size() < 3 || parts[2] != kRunArtifacts) {
+  ProxyPath out;
+  size_t root = 0;  // segments before <path>
+  if (parts.size() >= 4 && parts[1] == kModelsDir && parts[3] == kRunArtifacts) {
+    out = {std::string(parts[0]), "", std::string(parts[2]), ""};
+    root = 4;
+  } else if (parts.size() >= 3 && parts[2] == kRunArtifacts) {
+    out = {std::string(parts[0]), std::string(parts[1]), "", ""};
+    root = 3;
+  } else {
     return InvalidArgumentError(
-        fmt::format("path: \"{}\" is not <experiment_id>/<run_id>/artifacts[/<path>]: this "
-                    "server keeps the artifacts of runs only",
+        fmt::format("path: \"{}\" is neither <experiment_id>/<run_id>/artifacts[/<path>] nor "
+                    "<experiment_id>/models/<model_id>/artifacts[/<path>]",
                     clean),
         "path");
   }
-  ProxyPath out{std::string(parts[0]), std::string(parts[1]), ""};
-  const size_t prefix = parts[0].size() + parts[1].size() + kRunArtifacts.size() + 2;
+  size_t prefix = root - 1;  // the separators
+  for (size_t i = 0; i < root; ++i) prefix += parts[i].size();
   if (clean.size() > prefix) out.rel = clean.substr(prefix + 1);
   return out;
 }
@@ -177,7 +191,30 @@ StatusOr<RunInfo> AuthorizedRun(TrackingService& svc, const tenancy::Principal& 
   return info;
 }
 
-ArtifactRun RunOf(const RunInfo& info) { return {info.experiment_id, info.run_id}; }
+ArtifactRun RunOf(const RunInfo& info) { return {info.experiment_id, info.run_id, ""}; }
+
+// The owner of a proxy path, a run or a logged model, when the caller
+// holds `role` in the project: an owner of another experiment, project or
+// none at all is NOT_FOUND. Writes need an active run (a deleted logged
+// model is NOT_FOUND for reads and writes alike).
+StatusOr<ArtifactRun> AuthorizedOwner(TrackingService& svc, tracking::LoggedModelService* models,
+                                      const tenancy::Principal& p, const std::string& project,
+                                      const ProxyPath& path, tenancy::Role role) {
+  if (path.model_id.empty()) {
+    ASSIGN_OR_RETURN(RunInfo info,
+                     AuthorizedRun(svc, p, project, path.run_id, path.experiment_id, role));
+    return RunOf(info);
+  }
+  if (models == nullptr) {
+    return NotFoundError(fmt::format("logged model {} not found", path.model_id));
+  }
+  ASSIGN_OR_RETURN(tracking::LoggedModel m, models->Authorize(p, project, path.model_id, role));
+  if (m.experiment_id != path.experiment_id) {
+    return NotFoundError(
+        fmt::format("logged model {} is not in experiment {}", path.model_id, path.experiment_id));
+  }
+  return ArtifactRun{m.experiment_id, "", m.model_id};
+}
 
 // Segments of a request target's path (no query).
 std::vector<std::string_view> TargetSegments(const http::Request& head) {
@@ -192,40 +229,41 @@ std::vector<std::string_view> TargetSegments(const http::Request& head) {
 void Api::RegisterArtifactRoutes() {
   TrackingService* svc = tracking_;
   ArtifactStore* store = artifacts_;
+  tracking::LoggedModelService* models = logged_models_;
 
   // ----- MLflow artifact proxy
   for (std::string_view prefix : kProxyPrefixes) {
     const std::string files = fmt::format("{}/artifacts/{{path*}}", prefix);
-    AddMlflowRoute(Method::kPut, files, [svc, store](MlflowCall& c) -> Status {
+    AddMlflowRoute(Method::kPut, files, [svc, store, models](MlflowCall& c) -> Status {
       ASSIGN_OR_RETURN(std::string path, RestPath(c.req));
       ASSIGN_OR_RETURN(ProxyPath p, ParseProxyPath(path));
-      ASSIGN_OR_RETURN(RunInfo info, AuthorizedRun(*svc, c.principal, c.project, p.run_id,
-                                                   p.experiment_id, tenancy::Role::kEditor));
+      ASSIGN_OR_RETURN(ArtifactRun owner, AuthorizedOwner(*svc, models, c.principal, c.project, p,
+                                                             tenancy::Role::kEditor));
       if (p.rel.empty()) {
         return InvalidArgumentError(
-            fmt::format("path: \"{}\" names the run's artifact root, not a file", path), "path");
+            fmt::format("path: \"{}\" names an artifact root, not a file", path), "path");
       }
-      RETURN_IF_ERROR(StoreBody(*store, RunOf(info), p.rel, c.req).status());
+      RETURN_IF_ERROR(StoreBody(*store, owner, p.rel, c.req).status());
       WriteEmpty(c.res);
       return OkStatus();
     });
-    AddMlflowRoute(Method::kGet, files, [svc, store](MlflowCall& c) -> Status {
+    AddMlflowRoute(Method::kGet, files, [svc, store, models](MlflowCall& c) -> Status {
       ASSIGN_OR_RETURN(std::string path, RestPath(c.req));
       ASSIGN_OR_RETURN(ProxyPath p, ParseProxyPath(path));
-      ASSIGN_OR_RETURN(RunInfo info, AuthorizedRun(*svc, c.principal, c.project, p.run_id,
-                                                   p.experiment_id, tenancy::Role::kViewer));
-      if (p.rel.empty()) return NotFoundError("the run's artifact root is a directory, not a file");
-      ASSIGN_OR_RETURN(std::string file, store->ResolveFile(RunOf(info), p.rel));
+      ASSIGN_OR_RETURN(ArtifactRun owner, AuthorizedOwner(*svc, models, c.principal, c.project, p,
+                                                             tenancy::Role::kViewer));
+      if (p.rel.empty()) return NotFoundError("the artifact root is a directory, not a file");
+      ASSIGN_OR_RETURN(std::string file, store->ResolveFile(owner, p.rel));
       SendFile(c.res, file, p.rel);
       return OkStatus();
     });
     // Deleting what is absent succeeds, as MLflow's does (a retried DELETE).
-    AddMlflowRoute(Method::kDelete, files, [svc, store](MlflowCall& c) -> Status {
+    AddMlflowRoute(Method::kDelete, files, [svc, store, models](MlflowCall& c) -> Status {
       ASSIGN_OR_RETURN(std::string path, RestPath(c.req));
       ASSIGN_OR_RETURN(ProxyPath p, ParseProxyPath(path));
-      ASSIGN_OR_RETURN(RunInfo info, AuthorizedRun(*svc, c.principal, c.project, p.run_id,
-                                                   p.experiment_id, tenancy::Role::kEditor));
-      Status st = store->Delete(RunOf(info), p.rel);
+      ASSIGN_OR_RETURN(ArtifactRun owner, AuthorizedOwner(*svc, models, c.principal, c.project, p,
+                                                             tenancy::Role::kEditor));
+      Status st = store->Delete(owner, p.rel);
       if (!st.ok() && st.code() != StatusCode::kNotFound) return st;
       WriteEmpty(c.res);
       return OkStatus();
@@ -234,19 +272,18 @@ void Api::RegisterArtifactRoutes() {
     // the path it asked for); file_size only for files; is_dir always (the
     // client reads it unconditionally).
     AddMlflowRoute(
-        Method::kGet, fmt::format("{}/artifacts", prefix), [svc, store](MlflowCall& c) -> Status {
+        Method::kGet, fmt::format("{}/artifacts", prefix), [svc, store, models](MlflowCall& c) -> Status {
           std::string path;
           if (!c.req.QueryParam("path", &path) || path.empty()) {
             return InvalidArgumentError(
-                "path: give <experiment_id>/<run_id>/artifacts[/<directory>]; this server keeps "
-                "the "
-                "artifacts of runs only",
+                "path: give <experiment_id>/<run_id>/artifacts[/<directory>] or "
+                "<experiment_id>/models/<model_id>/artifacts[/<directory>]",
                 "path");
           }
           ASSIGN_OR_RETURN(ProxyPath p, ParseProxyPath(path));
-          ASSIGN_OR_RETURN(RunInfo info, AuthorizedRun(*svc, c.principal, c.project, p.run_id,
-                                                       p.experiment_id, tenancy::Role::kViewer));
-          ASSIGN_OR_RETURN(std::vector<FileInfo> entries, store->List(RunOf(info), p.rel));
+          ASSIGN_OR_RETURN(ArtifactRun owner, AuthorizedOwner(*svc, models, c.principal, c.project, p,
+                                                             tenancy::Role::kViewer));
+          ASSIGN_OR_RETURN(std::vector<FileInfo> entries, store->List(owner, p.rel));
           WriteJson(c.res, 200, [&](JsonWriter& w) {
             w.BeginObject();
             if (!entries.empty()) {

@@ -197,7 +197,16 @@ void EncodeRun(JsonWriter& w, const Run& r) {
     }
     w.EndArray();
   }
-  w.EndObject().EndObject();
+  w.EndObject();
+  // MLflow 3: the logged models the run produced (runs/outputs).
+  if (!r.outputs.empty()) {
+    w.Key("outputs").BeginObject().Key("model_outputs").BeginArray();
+    for (const tracking::ModelOutput& o : r.outputs) {
+      w.BeginObject().Field("model_id", o.model_id).Field("step", o.step).EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  w.EndObject();
 }
 
 // log-inputs' `datasets`: [{tags: [{key, value}], dataset: {name, digest,

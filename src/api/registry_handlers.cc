@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "api/mlflow_call.h"
 #include "registry/registry.h"
+#include "tracking/logged_models.h"
 #include "tracking/tracking.h"
 
 namespace lathe::api {
@@ -26,6 +27,12 @@ using http::Method;
 using registry::ModelVersion;
 using registry::RegisteredModel;
 using registry::RegistryService;
+
+namespace {
+// The logged-model tag MLflow 3 keeps its model versions in: a JSON array of
+// {"name", "version"}.
+constexpr std::string_view kModelVersionsTag = "mlflow.modelVersions";
+}  // namespace
 
 namespace {
 
@@ -224,6 +231,7 @@ void NoContent(http::Response& res) {
 
 void Api::RegisterRegistryRoutes() {
   RegistryService* reg = registry_;
+  tracking::LoggedModelService* logged = logged_models_;
   auto add = [this](Method method, std::string_view rpc, MlflowHandler handler) {
     AddMlflow(method, rpc, std::move(handler));
   };
@@ -376,7 +384,13 @@ void Api::RegisterRegistryRoutes() {
   });
 
   // ================================================= MLflow: model versions
-  add(Method::kPost, "/model-versions/create", [reg](MlflowCall& c) -> Status {
+  // MLflow 3 registers logged models: `model_id`, and a source that is
+  // "models:/<model_id>" or the model's artifact location. The version is
+  // linked to the model's source run, its source becomes the model's
+  // artifact location (where the files are, what get-download-uri answers,
+  // as MLflow's storage_location), and the model gets the tag
+  // mlflow.modelVersions listing the versions made from it.
+  add(Method::kPost, "/model-versions/create", [reg, logged](MlflowCall& c) -> Status {
     ASSIGN_OR_RETURN(JsonValue v, ParseArgs(c.req));
     Args a(std::move(v));
     registry::CreateModelVersion req;
@@ -386,7 +400,37 @@ void Api::RegisterRegistryRoutes() {
     ASSIGN_OR_RETURN(req.run_link, a.Str("run_link"));
     ASSIGN_OR_RETURN(req.description, a.Str("description"));
     ASSIGN_OR_RETURN(req.tags, a.Tags("tags"));
+    ASSIGN_OR_RETURN(std::string model_id, a.Str("model_id"));
+    const std::string_view kModelsScheme = "models:/";
+    const bool models_uri = req.source.starts_with(kModelsScheme);
+    if (model_id.empty() && models_uri) {
+      std::string_view rest = std::string_view(req.source).substr(kModelsScheme.size());
+      if (rest.starts_with("m-") && rest.find_first_of("/@") == std::string_view::npos) {
+        model_id = std::string(rest);
+      }
+    }
+    std::optional<tracking::LoggedModel> model;
+    if (!model_id.empty() && logged != nullptr) {
+      ASSIGN_OR_RETURN(model, logged->Get(c.principal, c.project, model_id));
+      if (req.run_id.empty()) req.run_id = model->source_run_id;
+      if (models_uri) req.source = model->artifact_location;
+    }
     ASSIGN_OR_RETURN(ModelVersion mv, reg->CreateVersion(c.principal, c.project, req));
+    if (model) {
+      std::vector<JsonValue> versions;
+      for (const tracking::Tag& t : model->tags) {
+        if (t.key != kModelVersionsTag) continue;
+        auto old = ParseJson(t.value);
+        if (old.ok() && old->is_array()) versions = old->items();
+      }
+      std::vector<JsonValue::Member> entry;
+      entry.emplace_back("name", JsonValue::MakeString(mv.name));
+      entry.emplace_back("version", JsonValue::MakeString(std::to_string(mv.version)));
+      versions.push_back(JsonValue::MakeObject(std::move(entry)));
+      RETURN_IF_ERROR(logged->SetTags(
+          c.principal, c.project, model->model_id,
+          {{std::string(kModelVersionsTag), JsonValue::MakeArray(std::move(versions)).Dump()}}));
+    }
     WriteVersion(c.res, mv);
     return OkStatus();
   });

@@ -26,6 +26,7 @@
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 #include "tracking/artifacts.h"
+#include "tracking/logged_models.h"
 #include "registry/registry.h"
 #include "tracking/tracking.h"
 
@@ -142,6 +143,8 @@ int RunServer(const ServerConfig& config) {
   tracking::TrackingService tracking(**store, tenancy, SystemClock());
   // The model registry: versions link back to tracking runs.
   registry::RegistryService registry(**store, tenancy, tracking, SystemClock());
+  // MLflow 3 logged models (log_model, register_model("models:/<id>")).
+  tracking::LoggedModelService logged_models(**store, tenancy, tracking, SystemClock());
   exec::LocalExecutorOptions local;
   local.root = home_abs + "/tasks";
   local.shim_path = ShimPath();
@@ -189,7 +192,7 @@ int RunServer(const ServerConfig& config) {
   }
 
   api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root},
-               {&tracking, &registry, &artifacts});
+               {&tracking, &registry, &artifacts, &logged_models});
 
   http::ServerOptions opts;
   opts.host = config.host();
