@@ -75,7 +75,8 @@ class TensorData {
 
  private:
   std::shared_ptr<const void> owner_;
-  std::string_view bytes_;
+  // Never a null pointer, even when empty, so memcpy(dst, data(), 0) is fine.
+  std::string_view bytes_{"", 0};
 };
 
 struct Tensor {
