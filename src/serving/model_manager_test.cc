@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -171,12 +172,13 @@ class ModelManagerTest : public ::testing::Test {
     return true;
   }
 
-  const ModelIndexEntry* Entry(const std::vector<ModelIndexEntry>& index, std::string_view name,
-                               std::string_view version) {
+  // A copy: Index() returns a fresh vector each time.
+  std::optional<ModelIndexEntry> Entry(const std::vector<ModelIndexEntry>& index,
+                                       std::string_view name, std::string_view version) {
     for (const ModelIndexEntry& e : index) {
-      if (e.name == name && e.version == version) return &e;
+      if (e.name == name && e.version == version) return e;
     }
-    return nullptr;
+    return std::nullopt;
   }
 
   std::string repo_;
@@ -286,8 +288,8 @@ TEST_F(ModelManagerTest, PollModeSwapsInANewVersionAndDrainsTheOld) {
   EXPECT_EQ(r->model_version, "2");
   EXPECT_EQ(Y(r), 15);
   // Version 1 is draining: unloading, its request still held.
-  const ModelIndexEntry* e = Entry(manager_->Index(), "m", "1");
-  ASSERT_NE(e, nullptr);
+  std::optional<ModelIndexEntry> e = Entry(manager_->Index(), "m", "1");
+  ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->state, VersionState::kUnloading);
   EXPECT_FALSE(v1->destroyed);
   v1->Open();
@@ -296,7 +298,7 @@ TEST_F(ModelManagerTest, PollModeSwapsInANewVersionAndDrainsTheOld) {
   ASSERT_TRUE(old.ok());
   EXPECT_EQ(old->model_version, "1");
   EXPECT_EQ(Y(old), 14);
-  ASSERT_TRUE(WaitFor([&] { return Entry(manager_->Index(), "m", "1") == nullptr; }));
+  ASSERT_TRUE(WaitFor([&] { return !Entry(manager_->Index(), "m", "1").has_value(); }));
   EXPECT_TRUE(v1->destroyed);
 }
 
@@ -307,13 +309,13 @@ TEST_F(ModelManagerTest, PollModeKeepsTheOldVersionWhenTheNewOneFails) {
   ASSERT_TRUE(manager_->IsReady("m", 1));
   WriteVersion("m", 2, "fail");
   ASSERT_TRUE(WaitFor([&] {
-    const ModelIndexEntry* e = Entry(manager_->Index(), "m", "2");
-    return e != nullptr && e->state == VersionState::kUnavailable;
+    std::optional<ModelIndexEntry> e = Entry(manager_->Index(), "m", "2");
+    return e.has_value() && e->state == VersionState::kUnavailable;
   }));
   std::vector<ModelIndexEntry> index = manager_->Index();
   EXPECT_THAT(Entry(index, "m", "2")->reason, HasSubstr("model.txt says fail"));
   EXPECT_THAT(Entry(index, "m", "2")->reason, HasSubstr("model \"m\" version 2"));
-  ASSERT_NE(Entry(index, "m", "1"), nullptr);
+  ASSERT_TRUE(Entry(index, "m", "1").has_value());
   EXPECT_EQ(Entry(index, "m", "1")->state, VersionState::kReady);
   EXPECT_THAT(Entry(index, "m", "1")->reason, HasSubstr("kept serving"));
   StatusOr<InferResponse> r = Infer("m", {}, 5);
@@ -342,8 +344,8 @@ TEST_F(ModelManagerTest, PollModeReloadsAChangedConfigAndKeepsServingABrokenOne)
   EXPECT_EQ((*manager_->Resolve("m", {}))->config->instances.count, 2);
   WriteModel("m", "max_batch_size: [oops]\n");
   ASSERT_TRUE(WaitFor([&] {
-    const ModelIndexEntry* e = Entry(manager_->Index(), "m", "1");
-    return e != nullptr && e->reason.find("no longer loads") != std::string::npos;
+    std::optional<ModelIndexEntry> e = Entry(manager_->Index(), "m", "1");
+    return e.has_value() && e->reason.find("no longer loads") != std::string::npos;
   }));
   EXPECT_EQ(Y(Infer("m", {}, 1)), 2);
 }
@@ -374,8 +376,8 @@ TEST_F(ModelManagerTest, ExplicitLoadAndUnload) {
   StatusOr<InferResponse> r = Infer("m", {}, 1);
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_THAT(r.status().message(), HasSubstr("unloaded"));
-  const ModelIndexEntry* e = Entry(manager_->Index(), "m", "");
-  ASSERT_NE(e, nullptr);
+  std::optional<ModelIndexEntry> e = Entry(manager_->Index(), "m", "");
+  ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->state, VersionState::kUnavailable);
   EXPECT_EQ(e->reason, "unloaded");
   EXPECT_EQ(manager_->Unload("m").code(), StatusCode::kNotFound);
@@ -405,8 +407,8 @@ TEST_F(ModelManagerTest, WarmupRunsBeforeTheVersionIsReady) {
   ASSERT_TRUE(WaitFor([&] { return loader_.State(1) != nullptr; }));
   std::shared_ptr<FakeState> s0 = loader_.State(1);
   ASSERT_TRUE(s0->WaitHeld(1));  // the first warmup run is in progress
-  const ModelIndexEntry* e = Entry(manager_->Index(), "m", "1");
-  ASSERT_NE(e, nullptr);
+  std::optional<ModelIndexEntry> e = Entry(manager_->Index(), "m", "1");
+  ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->state, VersionState::kLoading);
   EXPECT_FALSE(manager_->IsReady("m"));
   EXPECT_EQ(Infer("m", {}, 1).status().code(), StatusCode::kUnavailable);
@@ -452,8 +454,8 @@ TEST_F(ModelManagerTest, BadConfigIsReportedInTheIndex) {
   WriteVersion("good", 1, "2");
   Start(ModelControlMode::kNone);
   EXPECT_TRUE(manager_->IsReady("good"));
-  const ModelIndexEntry* e = Entry(manager_->Index(), "bad", "");
-  ASSERT_NE(e, nullptr);
+  std::optional<ModelIndexEntry> e = Entry(manager_->Index(), "bad", "");
+  ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->state, VersionState::kUnavailable);
   EXPECT_THAT(e->reason, HasSubstr("config.yaml"));
   EXPECT_EQ(manager_->Index(/*ready_only=*/true).size(), 1u);
