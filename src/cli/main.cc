@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/job_commands.h"
 #include "cli/model_commands.h"
+#include "cli/serve_command.h"
 #include "cli/server_command.h"
 #include "cli/server_config.h"
 #include "cli/sim_command.h"
@@ -474,6 +475,41 @@ int Main(int argc, char** argv) {
   std::string shim_dir;
   shim->add_option("--dir", shim_dir, "The task's directory (holds launch.json)")->required();
   shim->callback([&] { exit_code = exec::RunShim(shim_dir); });
+
+  // ---- serve
+  CLI::App* serve = app.add_subcommand(
+      "serve", "Serve a model repository over KServe V2 and TF Serving REST (docs/serving.md)");
+  ServeOptions serve_opts;
+  serve->add_option("--repository", serve_opts.repository, "Model repository directory")
+      ->required();
+  serve->add_option("--http", serve_opts.http,
+                    "ADDRESS:PORT of the REST front end (default 127.0.0.1:8000; port 0 = any)");
+  serve->add_option("--model-control-mode", serve_opts.model_control_mode,
+                    "none (load all at start), poll (reload on changes) or explicit "
+                    "(--load-model and the repository API)")
+      ->check(CLI::IsMember({"none", "poll", "explicit"}));
+  serve->add_option("--load-model", serve_opts.load_models,
+                    "Explicit mode: a model to load at start (repeatable)");
+  serve->add_option("--poll-interval-ms", serve_opts.poll_interval_ms,
+                    "Poll mode: how often the repository is rescanned (default 5000)");
+  serve->add_option("--http-threads", serve_opts.http_threads, "I/O threads (0 = one per core)");
+  serve->add_option("--max-body-mib", serve_opts.max_body_mib,
+                    "Largest request body in MiB (default 64)");
+  serve->add_option("--backend-dir", serve_opts.backend_dir,
+                    "Where the liblathe_backend_*.so live (default: backends/ beside lathe)");
+  serve->add_option("--token-file", serve_opts.token_file,
+                    "Bearer tokens, one per line: required on every route but health when "
+                    "given; repository load/unload need one");
+  serve->add_option("--url-file", serve_opts.url_file,
+                    "Write http://HOST:PORT here once listening (removed on exit)");
+  serve->add_option("--log-level", serve_opts.log_level, "debug, info, warn, error or off");
+  serve->callback([&] {
+    if (Status st = ValidateServeOptions(serve_opts); !st.ok()) {
+      exit_code = Finish(st);
+      return;
+    }
+    exit_code = RunServe(serve_opts);
+  });
 
   // ---- sim
   CLI::App* sim = app.add_subcommand(
