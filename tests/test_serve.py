@@ -321,6 +321,8 @@ def test_cli_errors_are_clear(repository, tmp_path):
     assert r.returncode != 0 and "explicit" in r.stderr
     r = run("--repository", str(repository), "--http", "localhost")
     assert r.returncode != 0 and "ADDRESS:PORT" in r.stderr
+    r = run("--repository", str(repository), "--grpc", "8001")
+    assert r.returncode != 0 and "--grpc" in r.stderr
     r = run("--repository", str(repository), "--model-control-mode", "sometimes")
     assert r.returncode != 0 and "model-control-mode" in r.stderr
     r = run("--help")

@@ -484,6 +484,8 @@ int Main(int argc, char** argv) {
       ->required();
   serve->add_option("--http", serve_opts.http,
                     "ADDRESS:PORT of the REST front end (default 127.0.0.1:8000; port 0 = any)");
+  serve->add_option("--grpc", serve_opts.grpc,
+                    "ADDRESS:PORT of the KServe V2 gRPC front end (default: none; port 0 = any)");
   serve->add_option("--model-control-mode", serve_opts.model_control_mode,
                     "none (load all at start), poll (reload on changes) or explicit "
                     "(--load-model and the repository API)")

@@ -15,6 +15,7 @@
 #include "base/metrics.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "serving/grpc_frontend.h"
 #include "serving/http_frontend.h"
 #include "serving/model_manager.h"
 #include "serving/repository.h"
@@ -71,6 +72,7 @@ Status ValidateServeOptions(const ServeOptions& o) {
   std::string host;
   int port = 0;
   RETURN_IF_ERROR(ParseHostPort(o.http, "--http", &host, &port));
+  if (!o.grpc.empty()) RETURN_IF_ERROR(ParseHostPort(o.grpc, "--grpc", &host, &port));
   ASSIGN_OR_RETURN(serving::ModelControlMode mode,
                    serving::ParseModelControlMode(o.model_control_mode));
   if (!o.load_models.empty() && mode != serving::ModelControlMode::kExplicit) {
@@ -187,17 +189,35 @@ int RunServe(const ServeOptions& o) {
   }
   metrics.AddCallbackGauge("lathe_http_open_connections", "Open HTTP connections.",
                            [&server] { return static_cast<double>(server.open_connections()); });
+  std::unique_ptr<serving::GrpcFrontend> grpc;
+  if (!o.grpc.empty()) {
+    serving::GrpcFrontendOptions go;
+    go.address = o.grpc;
+    go.tokens = tokens;
+    go.max_message_bytes = o.max_body_mib << 20;
+    go.server_version = LATHE_VERSION;
+    StatusOr<std::unique_ptr<serving::GrpcFrontend>> g =
+        serving::GrpcFrontend::Start(*manager, std::move(go));
+    if (!g.ok()) {
+      LOG_ERROR("cannot serve gRPC on {}: {}", o.grpc, g.status().ToString());
+      server.Shutdown();
+      return 1;
+    }
+    grpc = *std::move(g);
+  }
   const std::string url = fmt::format("http://{}:{}", so.host, server.port());
   if (!o.url_file.empty()) {
     if (Status w = WriteUrlFile(o.url_file, url); !w.ok()) {
       LOG_WARN("could not write --url-file: {}", w.ToString());
     }
   }
-  LOG_INFO("lathe serve {} ({}): {} model version(s) ready; REST on {} ({} I/O threads{}); "
+  LOG_INFO("lathe serve {} ({}): {} model version(s) ready; REST on {} ({} I/O threads{}){}; "
            "started in {} ms",
            LATHE_VERSION, LATHE_GIT_COMMIT, ready, url, so.threads,
            tokens.empty() ? ", no auth: repository load/unload disabled"
                           : fmt::format(", {} token(s)", tokens.size()),
+           grpc ? fmt::format("; gRPC on {}:{}", o.grpc.substr(0, o.grpc.rfind(':')), grpc->port())
+                : std::string(),
            (SystemClock().MonotonicNanos() - start_mono) / 1'000'000);
 
   int sig = 0;
@@ -205,7 +225,10 @@ int RunServe(const ServeOptions& o) {
   LOG_INFO("received {}; draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
            so.shutdown_grace_ms);
   frontend->SetDraining(true);
+  if (grpc) grpc->SetDraining(true);
   server.Shutdown();   // stop accepting; requests in flight are answered
+  if (grpc) grpc->Shutdown(so.shutdown_grace_ms);
+  grpc.reset();
   frontend.reset();    // finishes a repository load/unload in progress
   manager.reset();     // every version drains its batcher and unloads
   if (!o.url_file.empty()) {

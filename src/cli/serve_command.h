@@ -1,5 +1,6 @@
 // `lathe serve`: the model server. Serves a model repository over KServe V2
-// and TF Serving REST (serving/http_frontend.h) until SIGTERM or SIGINT.
+// and TF Serving REST (serving/http_frontend.h), and KServe V2 gRPC when asked
+// (serving/grpc_frontend.h), until SIGTERM or SIGINT.
 // Usage and routes: docs/serving.md#lathe-serve.
 #pragma once
 
@@ -14,6 +15,7 @@ namespace lathe::cli {
 struct ServeOptions {
   std::string repository;                 // required: the model repository
   std::string http = "127.0.0.1:8000";    // ADDRESS:PORT of the REST front end (port 0 = any)
+  std::string grpc;                       // ADDRESS:PORT of the gRPC front end; "" = none
   std::string model_control_mode = "none";  // none | poll | explicit
   std::vector<std::string> load_models;   // explicit mode: loaded at start
   int64_t poll_interval_ms = 5000;        // poll mode
