@@ -148,7 +148,7 @@ struct ModelManager::LoadJob {
 ModelManager::ModelManager(ModelManagerOptions options)
     : options_(std::move(options)),
       metrics_(options_.metrics != nullptr ? *options_.metrics : DefaultServingMetrics()) {
-  snapshot_.store(std::make_shared<const Snapshot>());
+  Store(std::make_shared<const Snapshot>());
 }
 
 StatusOr<std::unique_ptr<ModelManager>> ModelManager::Create(ModelManagerOptions options) {
@@ -188,7 +188,7 @@ ModelManager::~ModelManager() {
       }
     }
     models_.clear();
-    snapshot_.store(std::make_shared<const Snapshot>());
+    Store(std::make_shared<const Snapshot>());
   }
   for (const auto& v : all) v->batcher->Drain();
 }
@@ -369,9 +369,12 @@ Status ModelManager::Sync(const std::vector<ModelEntry>& entries,
         if (first_error.ok() && report.contains(e.name)) first_error = e.status;
         continue;
       }
+      // Whether every version the policy selects serves (now or since an
+      // earlier sync: a failure is not retried by every poll).
       bool all_loaded = true;
-      for (const LoadJob& job : jobs) {
-        if (job.model == e.name && !job.status.ok()) all_loaded = false;
+      for (int64_t v : e.versions) {
+        auto it = rec.versions.find(v);
+        if (it == rec.versions.end() || !it->second.serving) all_loaded = false;
       }
       if (all_loaded || !rec.config) rec.config = p.config;
       // Versions the policy no longer selects (or whose directory went)
@@ -502,12 +505,12 @@ void ModelManager::PublishLocked() {
     }
     next->models.emplace(name, std::move(route));
   }
-  snapshot_.store(std::move(next));
+  Store(std::move(next));
 }
 
 StatusOr<std::shared_ptr<const ModelVersion>> ModelManager::Resolve(
     std::string_view model, const VersionSelector& selector, std::string_view request_id) const {
-  const std::shared_ptr<const Snapshot> snap = snapshot_.load();
+  const std::shared_ptr<const Snapshot> snap = Current();
   auto it = snap->models.find(model);
   // Why a version is not ready, from the records (the slow path).
   auto not_ready = [&](int64_t version) -> Status {
@@ -594,14 +597,14 @@ std::vector<ModelIndexEntry> ModelManager::Index(bool ready_only) const {
 }
 
 bool ModelManager::IsReady(std::string_view model, int64_t version) const {
-  const std::shared_ptr<const Snapshot> snap = snapshot_.load();
+  const std::shared_ptr<const Snapshot> snap = Current();
   auto it = snap->models.find(model);
   if (it == snap->models.end()) return false;
   return version == 0 || it->second.Find(version) != nullptr;
 }
 
 std::vector<int64_t> ModelManager::ReadyVersions(std::string_view model) const {
-  const std::shared_ptr<const Snapshot> snap = snapshot_.load();
+  const std::shared_ptr<const Snapshot> snap = Current();
   std::vector<int64_t> out;
   auto it = snap->models.find(model);
   if (it == snap->models.end()) return out;
@@ -611,7 +614,7 @@ std::vector<int64_t> ModelManager::ReadyVersions(std::string_view model) const {
 
 StatusOr<std::vector<ModelStatistics>> ModelManager::Statistics(std::string_view model,
                                                                 int64_t version) const {
-  const std::shared_ptr<const Snapshot> snap = snapshot_.load();
+  const std::shared_ptr<const Snapshot> snap = Current();
   std::vector<ModelStatistics> out;
   for (const auto& [name, route] : snap->models) {
     if (!model.empty() && name != model) continue;

@@ -6,9 +6,9 @@
 //   (repository.h)            (policy, changes)   warmup) in the background──▶
 //   apply: one new Snapshot published atomically ──▶ drain + drop old versions
 //
-// Request path: Infer/Resolve read an immutable Snapshot through an atomic
-// shared_ptr (no lock shared with loading), pick the version and submit to
-// its DynamicBatcher. A request that meets a version being swapped out
+// Request path: Infer/Resolve copy the pointer to an immutable Snapshot (a
+// mutex held for the copy only; nothing shared with loading), pick the
+// version and submit to its DynamicBatcher. A request that meets a version being swapped out
 // (its batcher draining) is routed again on the new snapshot, so a swap
 // loses nothing: what is queued on the old version finishes there.
 //
@@ -200,7 +200,19 @@ class ModelManager {
   const ModelManagerOptions options_;
   ServingMetrics& metrics_;
 
-  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  // The request path's view. A plain mutex held only to copy or replace the
+  // pointer (libstdc++ 12's atomic<shared_ptr> spins on a bit ThreadSanitizer
+  // cannot see, and is no faster).
+  std::shared_ptr<const Snapshot> Current() const {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    return snapshot_;
+  }
+  void Store(std::shared_ptr<const Snapshot> next) {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    snapshot_.swap(next);
+  }  // the old snapshot is released here, outside the lock
+  mutable std::mutex snapshot_mu_;
+  std::shared_ptr<const Snapshot> snapshot_;  // guarded by snapshot_mu_
 
   std::mutex control_mu_;  // serialises control operations
   mutable std::mutex mu_;
