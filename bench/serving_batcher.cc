@@ -3,22 +3,28 @@
 //
 //   serving_batcher_bench [--seconds S] [--clients N] [--instances I]
 //                         [--batch-cost-us B] [--row-cost-us R] [--delay-us D]
-//                         [--max-batch M] [--overhead-requests K]
+//                         [--max-batch M] [--overhead-requests K] [--sleep 1]
 //
 // 1. Throughput. A fake model that burns B µs per Execute plus R µs per row
-//    (spinning, like a CPU model). In process: I threads call Execute with
-//    full batches of M rows back to back. Batched: N client threads, each
-//    submitting one-row requests in a closed loop (submit, wait for the
-//    answer, repeat) through a DynamicBatcher with I instances, max batch M
-//    and queue delay D. Reported: rows/s of each and their ratio.
+//    (spinning, like a CPU model; with --sleep 1 the cost is slept, like a
+//    model on an accelerator that leaves the CPU free). In process: I
+//    threads call Execute with full batches of M rows back to back.
+//    Batched: N client threads, each submitting one-row requests in a closed
+//    loop (submit, wait for the answer, repeat) through a DynamicBatcher with
+//    I instances, max batch M and queue delay D. Reported: rows/s of each
+//    and their ratio.
 // 2. Overhead at low load. One client, one-row requests, a model that costs
 //    nothing: p50/p99 of Submit → answer against a direct Execute call.
+// 3. Overload. Open-loop one-row arrivals at 3× the in-process capacity, a
+//    20 ms deadline and max_queue_size 4 × M: latency of what is answered,
+//    share refused or expired, resident memory.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,8 +46,9 @@ struct Args {
   int64_t batch_cost_us = 500;
   int64_t row_cost_us = 10;
   int64_t delay_us = 2000;
-  int64_t max_batch = 64;
+  int64_t max_batch = 32;
   int overhead_requests = 20000;
+  bool sleep = false;  // the model's cost is slept (an accelerator), not spun
 };
 
 Args Parse(int argc, char** argv) {
@@ -63,6 +70,8 @@ Args Parse(int argc, char** argv) {
       a.delay_us = std::atoll(v);
     else if (k == "--max-batch")
       a.max_batch = std::atoll(v);
+    else if (k == "--sleep")
+      a.sleep = std::atoi(v) != 0;
     else if (k == "--overhead-requests")
       a.overhead_requests = std::atoi(v);
     else {
@@ -103,7 +112,7 @@ std::shared_ptr<testing::FakeState> CostState(const Args& a) {
   auto s = std::make_shared<testing::FakeState>();
   s->sleep_us = a.batch_cost_us;
   s->per_row_us = a.row_cost_us;
-  s->spin = true;
+  s->spin = !a.sleep;
   return s;
 }
 
@@ -246,6 +255,109 @@ void Overhead(const Args& a) {
   std::printf("  overhead             p50 %7.1f us\n", v.p50 - c.p50);
 }
 
+long ResidentKiB() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * 4;
+}
+
+// Open-loop arrivals at `factor` × the capacity measured above, with a
+// deadline and a bounded queue: what is admitted and answered should stay
+// within its deadline (plus at most one batch), the rest be refused or
+// expire, and memory stay flat.
+void Overload(const Args& a, double capacity_rows_per_s, double factor) {
+  auto state = CostState(a);
+  std::vector<std::unique_ptr<ModelInstance>> instances;
+  for (int i = 0; i < a.instances; ++i) {
+    instances.push_back(std::make_unique<testing::FakeInstance>(state));
+  }
+  const int64_t deadline_us = 20'000;
+  const int64_t queue = 4 * a.max_batch;
+  std::string yaml = fmt::format(R"(
+name: bench
+backend: torchscript
+max_batch_size: {}
+inputs: [{{name: x, datatype: FP32, dims: [16]}}]
+outputs: [{{name: y, datatype: FP32, dims: [16]}}]
+dynamic_batching: {{max_queue_delay_us: {}, max_queue_size: {}, default_timeout_us: {}}}
+)",
+                                 a.max_batch, a.delay_us, queue, deadline_us);
+  auto config = std::make_shared<const ModelConfig>(*ParseModelConfig(yaml, "bench"));
+  MetricsRegistry registry;
+  ServingMetrics metrics(registry);
+  auto batcher = std::make_unique<DynamicBatcher>(config, 1, std::move(instances),
+                                                  BatcherOptions{.metrics = &metrics});
+  struct Tally {
+    std::mutex mu;
+    std::vector<double> ok_us;
+    int64_t full = 0, expired = 0, other = 0;
+  } tally;
+  const double rate = capacity_rows_per_s * factor;
+  const long rss_before = ResidentKiB();
+  long rss_peak = rss_before;
+  std::atomic<int64_t> sent{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  // One generator: every ~200 µs it sends what the schedule owes (bursts of
+  // a few dozen), so generating costs little CPU next to serving.
+  {
+    threads.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        const double now_s = std::chrono::duration<double>(Clock::now() - start).count();
+        const int64_t owed = static_cast<int64_t>(now_s * rate) - sent.load();
+        if (owed <= 0) {
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          continue;
+        }
+        sent.fetch_add(1, std::memory_order_relaxed);
+        const auto t0 = Clock::now();
+        batcher->Submit(OneRow(), [&tally, t0](StatusOr<InferResponse> r) {
+          const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+          std::lock_guard<std::mutex> lock(tally.mu);
+          if (r.ok())
+            tally.ok_us.push_back(us);
+          else if (r.status().code() == StatusCode::kResourceExhausted)
+            ++tally.full;
+          else if (r.status().code() == StatusCode::kDeadlineExceeded)
+            ++tally.expired;
+          else
+            ++tally.other;
+        });
+      }
+    });
+  }
+  while (Clock::now() - start < std::chrono::duration<double>(a.seconds)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    rss_peak = std::max(rss_peak, ResidentKiB());
+  }
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  batcher->Drain();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::sort(tally.ok_us.begin(), tally.ok_us.end());
+  const double n = static_cast<double>(sent.load());
+  auto pct = [&](double q) {
+    return tally.ok_us.empty() ? 0.0
+                               : tally.ok_us[static_cast<size_t>(q * (tally.ok_us.size() - 1))];
+  };
+  std::printf(
+      "overload  %.1fx capacity (%.0f req/s offered, %.0f sent), deadline %lld us, "
+      "max_queue_size %lld\n",
+      factor, rate, n / elapsed, static_cast<long long>(deadline_us),
+      static_cast<long long>(queue));
+  std::printf("  answered OK %5.1f %% (%.0f/s)  p50 %.0f us  p99 %.0f us  max %.0f us\n",
+              100 * static_cast<double>(tally.ok_us.size()) / n,
+              static_cast<double>(tally.ok_us.size()) / elapsed, pct(0.5), pct(0.99), pct(1.0));
+  std::printf("  queue full  %5.1f %%   expired %5.1f %%   other %lld\n",
+              100 * static_cast<double>(tally.full) / n,
+              100 * static_cast<double>(tally.expired) / n, static_cast<long long>(tally.other));
+  std::printf("  resident memory %ld KiB before, %ld KiB peak\n", rss_before, rss_peak);
+}
+
 }  // namespace
 }  // namespace lathe::serving
 
@@ -253,11 +365,12 @@ int main(int argc, char** argv) {
   using namespace lathe::serving;
   const Args a = Parse(argc, argv);
   std::printf(
-      "model: %lld us per batch + %lld us per row (spinning), max batch %lld, "
+      "model: %lld us per batch + %lld us per row (%s), max batch %lld, "
       "%d instance(s); batcher delay %lld us; %d clients; %.1f s per phase; %u cpus\n",
       static_cast<long long>(a.batch_cost_us), static_cast<long long>(a.row_cost_us),
-      static_cast<long long>(a.max_batch), a.instances, static_cast<long long>(a.delay_us),
-      a.clients, a.seconds, std::thread::hardware_concurrency());
+      a.sleep ? "sleeping" : "spinning", static_cast<long long>(a.max_batch), a.instances,
+      static_cast<long long>(a.delay_us), a.clients, a.seconds,
+      std::thread::hardware_concurrency());
   const double direct = InProcessThroughput(a);
   const BatchedResult batched = BatchedThroughput(a);
   std::printf("throughput\n");
@@ -268,5 +381,6 @@ int main(int argc, char** argv) {
       a.clients, batched.rows_per_s, 100 * batched.rows_per_s / direct, batched.mean_batch,
       batched.p50_us, batched.p99_us);
   Overhead(a);
+  Overload(a, direct, 3.0);
   return 0;
 }

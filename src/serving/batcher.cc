@@ -4,6 +4,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <limits>
 
 #include <fmt/core.h>
@@ -143,6 +144,15 @@ class DynamicBatcher::Queue {
   bool monotone_ = true;  // deadlines non-decreasing front to back
 };
 
+// A batch that has run, waiting to be split and answered.
+struct DynamicBatcher::Executed {
+  std::vector<Pending> batch;
+  std::vector<int64_t> cuts;  // row where each request starts, then the total
+  int64_t total_rows = 0;
+  std::vector<std::string> names;  // the outputs asked of the model
+  StatusOr<std::vector<Tensor>> result;
+};
+
 DynamicBatcher::DynamicBatcher(std::shared_ptr<const ModelConfig> config, int64_t version,
                                std::vector<std::unique_ptr<ModelInstance>> instances,
                                BatcherOptions options)
@@ -188,6 +198,7 @@ DynamicBatcher::DynamicBatcher(std::shared_ptr<const ModelConfig> config, int64_
     workers_.emplace_back([this, i] { WorkerLoop(i); });
   }
   timer_ = std::thread([this] { TimerLoop(); });
+  responder_ = std::thread([this] { ResponderLoop(); });
 }
 
 DynamicBatcher::~DynamicBatcher() { Drain(); }
@@ -450,11 +461,45 @@ void DynamicBatcher::WorkerLoop(size_t index) {
     lock.unlock();
     if (wake_worker) work_cv_.notify_one();
     if (wake_timer) timer_cv_.notify_one();
-    RunBatch(instance, &batch);
+    std::unique_ptr<Executed> executed = ExecuteBatch(instance, &batch);
     batch.clear();
     lock.lock();
+    // Splitting and answering a batch costs a few µs per request. When more
+    // work waits, the responder thread does it while this instance runs the
+    // next batch; at low load the worker answers itself (no extra hand-off).
+    // The responder's backlog is bounded by the number of instances.
+    if (executed != nullptr && queued_ > 0 && answers_.size() < instances_.size()) {
+      answers_.push_back(std::move(executed));
+      answer_cv_.notify_one();
+      continue;  // still counted in running_ until answered
+    }
+    if (executed != nullptr) {
+      lock.unlock();
+      Answer(*executed);
+      executed.reset();
+      lock.lock();
+    }
     --running_;
     SignalIfDrainedLocked();
+  }
+}
+
+void DynamicBatcher::ResponderLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (!answers_.empty()) {
+      std::unique_ptr<Executed> executed = std::move(answers_.front());
+      answers_.pop_front();
+      lock.unlock();
+      Answer(*executed);
+      executed.reset();
+      lock.lock();
+      --running_;
+      SignalIfDrainedLocked();
+      continue;
+    }
+    if (stopping_) break;
+    answer_cv_.wait(lock);
   }
 }
 
@@ -482,7 +527,8 @@ void DynamicBatcher::TimerLoop() {
   }
 }
 
-void DynamicBatcher::RunBatch(ModelInstance& instance, std::vector<Pending>* batch_ptr) {
+std::unique_ptr<DynamicBatcher::Executed> DynamicBatcher::ExecuteBatch(
+    ModelInstance& instance, std::vector<Pending>* batch_ptr) {
   std::vector<Pending>& batch = *batch_ptr;
   const int64_t taken = NowNs();
   // Drop what no one waits for any more.
@@ -509,7 +555,7 @@ void DynamicBatcher::RunBatch(ModelInstance& instance, std::vector<Pending>* bat
     ++kept;
   }
   batch.erase(batch.begin() + static_cast<ptrdiff_t>(kept), batch.end());
-  if (batch.empty()) return;
+  if (batch.empty()) return nullptr;
 
   const size_t n = batch.size();
   int64_t total_rows = 0;
@@ -582,6 +628,17 @@ void DynamicBatcher::RunBatch(ModelInstance& instance, std::vector<Pending>* bat
   }
   stats_.Executed(static_cast<uint64_t>(total_rows), n, queue_sum,
                   static_cast<uint64_t>(compute_ns));
+  return std::make_unique<Executed>(
+      Executed{std::move(batch), std::move(cuts), total_rows, std::move(names), std::move(result)});
+}
+
+void DynamicBatcher::Answer(Executed& executed) {
+  std::vector<Pending>& batch = executed.batch;
+  const std::vector<int64_t>& cuts = executed.cuts;
+  const int64_t total_rows = executed.total_rows;
+  const std::vector<std::string>& names = executed.names;
+  StatusOr<std::vector<Tensor>>& result = executed.result;
+  const size_t n = batch.size();
 
   // Check the outputs and find each request's slice of them.
   Status error;
@@ -704,8 +761,10 @@ void DynamicBatcher::Drain() {
   }
   work_cv_.notify_all();
   timer_cv_.notify_all();
+  answer_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
   timer_.join();
+  responder_.join();
   instances_.clear();
   drained_ = true;
 }

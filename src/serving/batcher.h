@@ -40,14 +40,17 @@
 //     executed and each gets the outputs it named, in its order.
 //
 // Threads: instances.size() workers (each owns one ModelInstance; Execute is
-// never called concurrently on one instance) and one timer. State is
-// guarded by one mutex; Submit takes it once. `done` runs on a batcher
-// thread (or inline in Submit when the request is refused) and must not
-// block for long: it delays the worker's next batch.
+// never called concurrently on one instance), one timer, and one responder
+// that splits and answers a finished batch while its worker runs the next
+// one (only when more work is queued; at low load the worker answers
+// itself). State is guarded by one mutex; Submit takes it once. `done` runs
+// on a batcher thread (or inline in Submit when the request is refused) and
+// must not block for long: it delays the next answers.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -128,6 +131,7 @@ class DynamicBatcher {
  private:
   struct Pending;
   class Queue;
+  struct Executed;
 
   void WorkerLoop(size_t index);
   void TimerLoop();
@@ -140,7 +144,12 @@ class DynamicBatcher {
   // Requires mu_.
   void TakeLocked(size_t count, std::vector<Pending>* batch);
   void SignalIfDrainedLocked();
-  void RunBatch(ModelInstance& instance, std::vector<Pending>* batch);
+  // Drops cancelled and expired requests, runs the rest; null when none
+  // was left.
+  std::unique_ptr<Executed> ExecuteBatch(ModelInstance& instance, std::vector<Pending>* batch);
+  // Splits the outputs and answers every request of the batch.
+  void Answer(Executed& executed);
+  void ResponderLoop();
   void Fail(Pending& p, const Status& status, FailureReason reason, int64_t now);
   void FailAll(std::vector<Pending>* list, FailureReason reason);
   void Refuse(InferDone& done, const Status& status, FailureReason reason, int64_t start);
@@ -176,13 +185,16 @@ class DynamicBatcher {
   int64_t timer_wake_;                  // guarded by mu_; when the timer wakes by itself
   int idle_ = 0;                        // guarded by mu_; workers waiting on work_cv_
   int running_ = 0;                     // guarded by mu_; batches taken, not yet answered
-  bool draining_ = false;               // guarded by mu_
-  bool stopping_ = false;               // guarded by mu_
+  std::deque<std::unique_ptr<Executed>> answers_;  // guarded by mu_; for the responder
+  std::condition_variable answer_cv_;              // the responder: answers_ not empty
+  bool draining_ = false;                          // guarded by mu_
+  bool stopping_ = false;                          // guarded by mu_
 
   std::mutex drain_mu_;   // serialises Drain
   bool drained_ = false;  // guarded by drain_mu_
   std::vector<std::thread> workers_;
   std::thread timer_;
+  std::thread responder_;
 };
 
 }  // namespace lathe::serving

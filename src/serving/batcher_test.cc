@@ -340,6 +340,27 @@ TEST_F(BatcherTest, DrainFinishesQueuedWorkAndRefusesNew) {
   b->Drain();  // idempotent
 }
 
+TEST_F(BatcherTest, DrainAnswersEverythingQueuedBehindRunningBatches) {
+  auto b = Make(Config("dynamic_batching: {}", 2));
+  state_->Close();
+  std::vector<Call> calls(11);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    b->Submit(Request(1, static_cast<float>(i)), calls[i].Done());
+  }
+  ASSERT_TRUE(state_->WaitHeld(1));
+  std::thread drainer([&] { b->Drain(); });
+  state_->Open();
+  drainer.join();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    ASSERT_TRUE(calls[i].Ready());
+    StatusOr<InferResponse> r = calls[i].Get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(Floats(r->outputs[0])[0], 2.0f * static_cast<float>(i));
+    EXPECT_EQ(calls[i].answered(), 1);
+  }
+  EXPECT_EQ(state_->calls.load(), 6);  // 1 + 5 batches of 2
+}
+
 TEST_F(BatcherTest, BackendErrorFailsTheBatch) {
   auto b = Make(Config("dynamic_batching: {}", 8));
   state_->fail = true;
