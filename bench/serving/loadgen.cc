@@ -63,8 +63,10 @@ struct Body {
 
 StatusOr<Body> MakeBody(const Options& o) {
   ASSIGN_OR_RETURN(auto client, http::Client::Make(o.url, 10'000));
-  ASSIGN_OR_RETURN(http::ClientResponse meta, client->Do(http::Method::kGet, "/v2/models/" + o.model));
-  if (meta.status != 200) return NotFoundError(fmt::format("metadata: {} {}", meta.status, meta.body));
+  ASSIGN_OR_RETURN(http::ClientResponse meta,
+                   client->Do(http::Method::kGet, "/v2/models/" + o.model));
+  if (meta.status != 200)
+    return NotFoundError(fmt::format("metadata: {} {}", meta.status, meta.body));
   ASSIGN_OR_RETURN(JsonValue m, ParseJson(meta.body));
   InferRequest req;
   std::mt19937_64 rng(7);
@@ -110,7 +112,8 @@ StatusOr<Body> MakeBody(const Options& o) {
 
 double Percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())));
+  const size_t i =
+      std::min(v.size() - 1, static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(i), v.end());
   return v[i];
 }
@@ -121,15 +124,24 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], v = argv[i + 1];
-    if (flag == "--url") o.url = v;
-    else if (flag == "--model") o.model = v;
-    else if (flag == "--mode") o.mode = v;
-    else if (flag == "--rate") o.rate = std::atof(v.c_str());
-    else if (flag == "--duration") o.duration = std::atof(v.c_str());
-    else if (flag == "--connections") o.connections = std::atoi(v.c_str());
-    else if (flag == "--rows") o.rows = std::atoll(v.c_str());
-    else if (flag == "--timeout-us") o.timeout_us = std::atoll(v.c_str());
-    else if (flag == "--warmup") o.warmup = std::atof(v.c_str());
+    if (flag == "--url")
+      o.url = v;
+    else if (flag == "--model")
+      o.model = v;
+    else if (flag == "--mode")
+      o.mode = v;
+    else if (flag == "--rate")
+      o.rate = std::atof(v.c_str());
+    else if (flag == "--duration")
+      o.duration = std::atof(v.c_str());
+    else if (flag == "--connections")
+      o.connections = std::atoi(v.c_str());
+    else if (flag == "--rows")
+      o.rows = std::atoll(v.c_str());
+    else if (flag == "--timeout-us")
+      o.timeout_us = std::atoll(v.c_str());
+    else if (flag == "--warmup")
+      o.warmup = std::atof(v.c_str());
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       return 2;
@@ -151,13 +163,13 @@ int main(int argc, char** argv) {
   const std::string path = "/v2/models/" + o.model + "/infer";
 
   std::mutex mu;
-  std::vector<double> ok_ms, all_ms;            // guarded by mu
-  std::map<int, int64_t> by_status;             // guarded by mu; 0 = transport error
-  int64_t answered_in_window = 0;               // guarded by mu
-  int64_t unsent = 0;                           // guarded by mu
+  std::vector<double> ok_ms, all_ms;  // guarded by mu
+  std::map<int, int64_t> by_status;   // guarded by mu; 0 = transport error
+  int64_t answered_in_window = 0;     // guarded by mu
+  int64_t unsent = 0;                 // guarded by mu
   const auto start = Clock::now() + std::chrono::milliseconds(100);
-  const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(
-                                        std::chrono::duration<double>(o.warmup));
+  const auto measure_from =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup));
   const auto end = measure_from + std::chrono::duration_cast<Clock::duration>(
                                       std::chrono::duration<double>(o.duration));
   std::vector<std::thread> threads;
@@ -179,7 +191,8 @@ int main(int argc, char** argv) {
           // as unsent rather than sent late, so a run never outlasts --duration
           // by more than the requests in flight.
           ++my_unsent;
-          next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
+          next +=
+              std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
           continue;
         }
         std::this_thread::sleep_until(next);
@@ -194,7 +207,8 @@ int main(int argc, char** argv) {
           if (status == 200) my_ok.push_back(ms);
           if (now <= end) ++my_answered;
         }
-        next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
+        next +=
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
       }
       std::lock_guard<std::mutex> lock(mu);
       ok_ms.insert(ok_ms.end(), my_ok.begin(), my_ok.end());

@@ -66,8 +66,8 @@ Status ValidateServeOptions(const ServeOptions& o) {
   if (o.repository.empty()) return InvalidArgumentError("--repository: required", "repository");
   std::error_code ec;
   if (!std::filesystem::is_directory(o.repository, ec)) {
-    return InvalidArgumentError(
-        fmt::format("--repository: {} is not a directory", o.repository), "repository");
+    return InvalidArgumentError(fmt::format("--repository: {} is not a directory", o.repository),
+                                "repository");
   }
   std::string host;
   int port = 0;
@@ -180,9 +180,8 @@ int RunServe(const ServeOptions& o) {
                    ? static_cast<int>(o.http_threads)
                    : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   so.max_body_bytes = static_cast<size_t>(o.max_body_mib) << 20;
-  http::Server server(so, [&router](http::Request& req, http::Response& res) {
-    router.Dispatch(req, res);
-  });
+  http::Server server(
+      so, [&router](http::Request& req, http::Response& res) { router.Dispatch(req, res); });
   if (Status st = server.Start(); !st.ok()) {
     LOG_ERROR("cannot listen on {}: {}", o.http, st.ToString());
     return 1;
@@ -211,14 +210,15 @@ int RunServe(const ServeOptions& o) {
       LOG_WARN("could not write --url-file: {}", w.ToString());
     }
   }
-  LOG_INFO("lathe serve {} ({}): {} model version(s) ready; REST on {} ({} I/O threads{}){}; "
-           "started in {} ms",
-           LATHE_VERSION, LATHE_GIT_COMMIT, ready, url, so.threads,
-           tokens.empty() ? ", no auth: repository load/unload disabled"
-                          : fmt::format(", {} token(s)", tokens.size()),
-           grpc ? fmt::format("; gRPC on {}:{}", o.grpc.substr(0, o.grpc.rfind(':')), grpc->port())
-                : std::string(),
-           (SystemClock().MonotonicNanos() - start_mono) / 1'000'000);
+  LOG_INFO(
+      "lathe serve {} ({}): {} model version(s) ready; REST on {} ({} I/O threads{}){}; "
+      "started in {} ms",
+      LATHE_VERSION, LATHE_GIT_COMMIT, ready, url, so.threads,
+      tokens.empty() ? ", no auth: repository load/unload disabled"
+                     : fmt::format(", {} token(s)", tokens.size()),
+      grpc ? fmt::format("; gRPC on {}:{}", o.grpc.substr(0, o.grpc.rfind(':')), grpc->port())
+           : std::string(),
+      (SystemClock().MonotonicNanos() - start_mono) / 1'000'000);
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -226,11 +226,11 @@ int RunServe(const ServeOptions& o) {
            so.shutdown_grace_ms);
   frontend->SetDraining(true);
   if (grpc) grpc->SetDraining(true);
-  server.Shutdown();   // stop accepting; requests in flight are answered
+  server.Shutdown();  // stop accepting; requests in flight are answered
   if (grpc) grpc->Shutdown(so.shutdown_grace_ms);
   grpc.reset();
-  frontend.reset();    // finishes a repository load/unload in progress
-  manager.reset();     // every version drains its batcher and unloads
+  frontend.reset();  // finishes a repository load/unload in progress
+  manager.reset();   // every version drains its batcher and unloads
   if (!o.url_file.empty()) {
     std::error_code ec;
     std::filesystem::remove(o.url_file, ec);

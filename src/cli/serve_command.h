@@ -13,17 +13,17 @@
 namespace lathe::cli {
 
 struct ServeOptions {
-  std::string repository;                 // required: the model repository
-  std::string http = "127.0.0.1:8000";    // ADDRESS:PORT of the REST front end (port 0 = any)
-  std::string grpc;                       // ADDRESS:PORT of the gRPC front end; "" = none
+  std::string repository;                   // required: the model repository
+  std::string http = "127.0.0.1:8000";      // ADDRESS:PORT of the REST front end (port 0 = any)
+  std::string grpc;                         // ADDRESS:PORT of the gRPC front end; "" = none
   std::string model_control_mode = "none";  // none | poll | explicit
-  std::vector<std::string> load_models;   // explicit mode: loaded at start
-  int64_t poll_interval_ms = 5000;        // poll mode
-  int64_t http_threads = 0;               // 0 = one per core (at least 2)
-  int64_t max_body_mib = 64;              // largest request body
-  std::string backend_dir;                // "" = backends/ beside the binary
-  std::string token_file;                 // bearer tokens, one per line
-  std::string url_file;                   // written with http://HOST:PORT once listening
+  std::vector<std::string> load_models;     // explicit mode: loaded at start
+  int64_t poll_interval_ms = 5000;          // poll mode
+  int64_t http_threads = 0;                 // 0 = one per core (at least 2)
+  int64_t max_body_mib = 64;                // largest request body
+  std::string backend_dir;                  // "" = backends/ beside the binary
+  std::string token_file;                   // bearer tokens, one per line
+  std::string url_file;                     // written with http://HOST:PORT once listening
   std::string log_level = "info";
 };
 
@@ -31,7 +31,8 @@ struct ServeOptions {
 Status ValidateServeOptions(const ServeOptions& options);
 
 // Splits "HOST:PORT" (PORT 0-65535) naming `flag` in errors.
-Status ParseHostPort(const std::string& text, const std::string& flag, std::string* host, int* port);
+Status ParseHostPort(const std::string& text, const std::string& flag, std::string* host,
+                     int* port);
 
 // Loads the repository, serves until SIGTERM or SIGINT, then drains: the
 // readiness probe turns 503, the listener closes, requests in flight finish

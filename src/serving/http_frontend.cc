@@ -85,20 +85,34 @@ void WriteTensorMetadata(JsonWriter& w, std::string_view key, const ModelConfig&
 
 std::string_view TfDataType(DataType type) {
   switch (type) {
-    case DataType::kBool: return "DT_BOOL";
-    case DataType::kUint8: return "DT_UINT8";
-    case DataType::kUint16: return "DT_UINT16";
-    case DataType::kUint32: return "DT_UINT32";
-    case DataType::kUint64: return "DT_UINT64";
-    case DataType::kInt8: return "DT_INT8";
-    case DataType::kInt16: return "DT_INT16";
-    case DataType::kInt32: return "DT_INT32";
-    case DataType::kInt64: return "DT_INT64";
-    case DataType::kFp16: return "DT_HALF";
-    case DataType::kBf16: return "DT_BFLOAT16";
-    case DataType::kFp32: return "DT_FLOAT";
-    case DataType::kFp64: return "DT_DOUBLE";
-    case DataType::kBytes: return "DT_STRING";
+    case DataType::kBool:
+      return "DT_BOOL";
+    case DataType::kUint8:
+      return "DT_UINT8";
+    case DataType::kUint16:
+      return "DT_UINT16";
+    case DataType::kUint32:
+      return "DT_UINT32";
+    case DataType::kUint64:
+      return "DT_UINT64";
+    case DataType::kInt8:
+      return "DT_INT8";
+    case DataType::kInt16:
+      return "DT_INT16";
+    case DataType::kInt32:
+      return "DT_INT32";
+    case DataType::kInt64:
+      return "DT_INT64";
+    case DataType::kFp16:
+      return "DT_HALF";
+    case DataType::kBf16:
+      return "DT_BFLOAT16";
+    case DataType::kFp32:
+      return "DT_FLOAT";
+    case DataType::kFp64:
+      return "DT_DOUBLE";
+    case DataType::kBytes:
+      return "DT_STRING";
   }
   return "DT_INVALID";
 }
@@ -106,10 +120,14 @@ std::string_view TfDataType(DataType type) {
 // TF Serving's ModelVersionStatus.State for our version states.
 std::string_view TfState(VersionState state) {
   switch (state) {
-    case VersionState::kLoading: return "LOADING";
-    case VersionState::kReady: return "AVAILABLE";
-    case VersionState::kUnloading: return "UNLOADING";
-    case VersionState::kUnavailable: return "END";
+    case VersionState::kLoading:
+      return "LOADING";
+    case VersionState::kReady:
+      return "AVAILABLE";
+    case VersionState::kUnloading:
+      return "UNLOADING";
+    case VersionState::kUnavailable:
+      return "END";
   }
   return "UNKNOWN";
 }
@@ -193,7 +211,8 @@ std::string ConfigToJson(const ModelConfig& c) {
         .Field("count", wu.count);
     w.Key("inputs").BeginObject();
     for (const auto& [name, in] : wu.inputs) {
-      w.Key(name).BeginObject().Field("fill", in.fill == WarmupInput::Fill::kZero ? "zero" : "random");
+      w.Key(name).BeginObject().Field("fill",
+                                      in.fill == WarmupInput::Fill::kZero ? "zero" : "random");
       w.Key("dims");
       WriteShape(w, in.dims);
       w.EndObject();
@@ -338,9 +357,8 @@ void HttpFrontend::Register(http::Router& router) {
   };
 
   // Health: no token, so that probes work without one.
-  router.Add(Method::kGet, "/v2/health/live", [](Request&, Response& res) {
-    WriteJsonBody(res, 200, R"({"live":true})");
-  });
+  router.Add(Method::kGet, "/v2/health/live",
+             [](Request&, Response& res) { WriteJsonBody(res, 200, R"({"live":true})"); });
   router.Add(Method::kGet, "/v2/health/ready", [this](Request&, Response& res) {
     const bool ready = !draining_.load();
     WriteJsonBody(res, ready ? 200 : 503, ready ? R"({"ready":true})" : R"({"ready":false})");
@@ -350,7 +368,8 @@ void HttpFrontend::Register(http::Router& router) {
     ServerMetadata(res);
   });
 
-  both(Method::kGet, "", [this](const Target& t, Request&, Response& res) { ModelMetadata(t, res); });
+  both(Method::kGet, "",
+       [this](const Target& t, Request&, Response& res) { ModelMetadata(t, res); });
   both(Method::kGet, "/ready",
        [this](const Target& t, Request&, Response& res) { ModelReady(t, res); });
   both(Method::kPost, "/infer",
@@ -398,7 +417,10 @@ void HttpFrontend::Register(http::Router& router) {
     res.status = status;
     res.content_type = "application/json";
     res.body.clear();
-    JsonWriter(&res.body).BeginObject().Field("error", fmt::format("{} {}: {}", http::MethodName(req.method), req.path, message)).EndObject();
+    JsonWriter(&res.body)
+        .BeginObject()
+        .Field("error", fmt::format("{} {}: {}", http::MethodName(req.method), req.path, message))
+        .EndObject();
   });
 }
 
@@ -448,8 +470,8 @@ void HttpFrontend::V2Infer(const Target& t, Request& req, Response& res) {
   if (std::string_view h = req.Header("inference-header-content-length"); !h.empty()) {
     StatusOr<uint64_t> n = ParseInferenceHeaderLength(h);
     if (!n.ok()) {
-      return WriteError(res, InvalidArgumentError(fmt::format(
-                                 "{}: {}", kInferHeaderLength, n.status().message())));
+      return WriteError(res, InvalidArgumentError(
+                                 fmt::format("{}: {}", kInferHeaderLength, n.status().message())));
     }
     header_length = *n;
   }
@@ -541,7 +563,8 @@ void HttpFrontend::RepositoryIndex(const Request& req, Response& res) const {
   if (!Trim(req.body).empty()) {
     StatusOr<JsonValue> body = ParseJson(req.body);
     if (!body.ok() || !body->is_object()) {
-      return WriteError(res, InvalidArgumentError("the body must be a JSON object like {\"ready\": true}"));
+      return WriteError(
+          res, InvalidArgumentError("the body must be a JSON object like {\"ready\": true}"));
     }
     for (const auto& [key, value] : body->members()) {
       if (key != "ready") {
@@ -574,13 +597,14 @@ void HttpFrontend::RepositoryControl(bool load, const std::string& model, const 
     }
     if (const JsonValue* params = body->Find("parameters"); params != nullptr) {
       if (!params->is_object()) {
-        return WriteError(res, InvalidArgumentError("parameters: expected an object", "parameters"));
+        return WriteError(res,
+                          InvalidArgumentError("parameters: expected an object", "parameters"));
       }
       if (params->Find("config") != nullptr) {
-        return WriteError(res, InvalidArgumentError(
-                                   "parameters.config is not supported: edit the model's "
-                                   "config.yaml in the repository, then load it",
-                                   "parameters.config"));
+        return WriteError(
+            res, InvalidArgumentError("parameters.config is not supported: edit the model's "
+                                      "config.yaml in the repository, then load it",
+                                      "parameters.config"));
       }
     }
   }
@@ -647,9 +671,9 @@ void HttpFrontend::TfPost(Request& req, Response& res) {
   std::string& last = segs->back();
   const size_t colon = last.rfind(':');
   if (colon == std::string::npos) {
-    return WriteError(res, NotFoundError(fmt::format(
-                               "no route POST {}: expected .../<model>[/versions/<n>]:predict",
-                               req.path)));
+    return WriteError(
+        res, NotFoundError(fmt::format(
+                 "no route POST {}: expected .../<model>[/versions/<n>]:predict", req.path)));
   }
   const std::string verb = last.substr(colon + 1);
   last.resize(colon);
@@ -662,8 +686,8 @@ void HttpFrontend::TfPost(Request& req, Response& res) {
   Target t{target->first, target->second};
   if (verb == "predict") return TfPredict(t, req, res);
   if (verb == "classify" || verb == "regress") {
-    return WriteError(res, UnimplementedError(fmt::format(
-                               ":{} is not supported; use :predict", verb)));
+    return WriteError(res,
+                      UnimplementedError(fmt::format(":{} is not supported; use :predict", verb)));
   }
   WriteError(res, NotFoundError(fmt::format("unknown method \":{}\" (use :predict)", verb)));
 }
@@ -694,9 +718,9 @@ void HttpFrontend::TfStatus(const Target& t, Response& res) const {
   }
   w.EndArray().EndObject();
   if (n == 0) {
-    return WriteError(res, NotFoundError(want > 0 ? fmt::format("model \"{}\" has no version {}",
-                                                                t.model, want)
-                                                  : fmt::format("unknown model \"{}\"", t.model)));
+    return WriteError(
+        res, NotFoundError(want > 0 ? fmt::format("model \"{}\" has no version {}", t.model, want)
+                                    : fmt::format("unknown model \"{}\"", t.model)));
   }
   WriteJsonBody(res, 200, std::move(out));
 }
@@ -707,10 +731,21 @@ void HttpFrontend::TfMetadata(const Target& t, Response& res) const {
   const ModelConfig& c = *(*v)->config;
   std::string out;
   JsonWriter w(&out);
-  w.BeginObject().Key("model_spec").BeginObject().Field("name", t.model).Field("signature_name", "")
-      .Field("version", std::to_string((*v)->version)).EndObject();
-  w.Key("metadata").BeginObject().Key("signature_def").BeginObject().Key("signature_def")
-      .BeginObject().Key("serving_default").BeginObject();
+  w.BeginObject()
+      .Key("model_spec")
+      .BeginObject()
+      .Field("name", t.model)
+      .Field("signature_name", "")
+      .Field("version", std::to_string((*v)->version))
+      .EndObject();
+  w.Key("metadata")
+      .BeginObject()
+      .Key("signature_def")
+      .BeginObject()
+      .Key("signature_def")
+      .BeginObject()
+      .Key("serving_default")
+      .BeginObject();
   for (bool inputs : {true, false}) {
     w.Key(inputs ? "inputs" : "outputs").BeginObject();
     for (const TensorConfig& tc : inputs ? c.inputs : c.outputs) {

@@ -30,9 +30,9 @@ namespace lathe::serving {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using testing::FakeInstance;
 using testing::FakeState;
+using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 using http::Method;
 
@@ -105,8 +105,8 @@ class HttpFrontendTest : public ::testing::Test {
     std::ofstream(repo_ + "/" + name + "/" + std::to_string(v) + "/model.txt") << factor;
   }
 
-  void Start(ModelControlMode mode = ModelControlMode::kNone,
-             std::vector<std::string> tokens = {}, std::vector<std::string> startup = {}) {
+  void Start(ModelControlMode mode = ModelControlMode::kNone, std::vector<std::string> tokens = {},
+             std::vector<std::string> startup = {}) {
     ModelManagerOptions o;
     o.repository = repo_;
     o.mode = mode;
@@ -187,11 +187,10 @@ TEST_F(HttpFrontendTest, ModelMetadataReadyConfigAndErrors) {
   Start();
   http::ClientResponse meta = Get("/v2/models/m");
   ASSERT_EQ(meta.status, 200) << meta.body;
-  EXPECT_EQ(meta.body,
-            R"({"name":"m","versions":["1","2"],"platform":"pytorch_torchscript",)"
-            R"("inputs":[{"name":"x","datatype":"FP32","shape":[-1,2]}],)"
-            R"("outputs":[{"name":"y","datatype":"FP32","shape":[-1,2]},)"
-            R"({"name":"z","datatype":"FP32","shape":[-1,2]}]})");
+  EXPECT_EQ(meta.body, R"({"name":"m","versions":["1","2"],"platform":"pytorch_torchscript",)"
+                       R"("inputs":[{"name":"x","datatype":"FP32","shape":[-1,2]}],)"
+                       R"("outputs":[{"name":"y","datatype":"FP32","shape":[-1,2]},)"
+                       R"({"name":"z","datatype":"FP32","shape":[-1,2]}]})");
   EXPECT_EQ(Get("/v2/models/m/versions/1").status, 200);
   EXPECT_EQ(Get("/v2/models/m/ready").status, 200);
   EXPECT_EQ(Get("/v2/models/m/versions/2/ready").status, 200);
@@ -218,20 +217,22 @@ TEST_F(HttpFrontendTest, V2JsonInferEchoesIdAndPicksVersions) {
   Start();
   http::ClientResponse r = Post("/v2/models/m/infer", kInfer);
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(r.body,
-            R"({"model_name":"m","model_version":"2","id":"r1","outputs":[)"
-            R"({"name":"y","datatype":"FP32","shape":[1,2],"data":[3.0,6.0]},)"
-            R"({"name":"z","datatype":"FP32","shape":[1,2],"data":[2.0,3.0]}]})");
+  EXPECT_EQ(r.body, R"({"model_name":"m","model_version":"2","id":"r1","outputs":[)"
+                    R"({"name":"y","datatype":"FP32","shape":[1,2],"data":[3.0,6.0]},)"
+                    R"({"name":"z","datatype":"FP32","shape":[1,2],"data":[2.0,3.0]}]})");
   http::ClientResponse v1 = Post("/v2/models/m/versions/1/infer", kInfer);
   ASSERT_EQ(v1.status, 200) << v1.body;
   EXPECT_THAT(v1.body, HasSubstr(R"("model_version":"1")"));
   EXPECT_THAT(v1.body, HasSubstr("[2.0,4.0]"));
-  http::ClientResponse only_z = Post(
-      "/v2/models/m/infer",
-      R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4]]}],)"
-      R"("outputs":[{"name":"z"}],"parameters":{"priority":0,"timeout":5000000}})");
+  http::ClientResponse only_z =
+      Post("/v2/models/m/infer",
+           R"({"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4]]}],)"
+           R"("outputs":[{"name":"z"}],"parameters":{"priority":0,"timeout":5000000}})");
   ASSERT_EQ(only_z.status, 200) << only_z.body;
-  EXPECT_THAT(only_z.body, HasSubstr(R"("outputs":[{"name":"z","datatype":"FP32","shape":[2,2],"data":[2.0,3.0,4.0,5.0]}])"));
+  EXPECT_THAT(
+      only_z.body,
+      HasSubstr(
+          R"("outputs":[{"name":"z","datatype":"FP32","shape":[2,2],"data":[2.0,3.0,4.0,5.0]}])"));
 }
 
 TEST_F(HttpFrontendTest, V2BinaryRoundTrip) {
@@ -279,9 +280,11 @@ TEST_F(HttpFrontendTest, BadInputIsRefusedNamingTheProblemWhileOthersWork) {
       {R"({"inputs":[{"name":"w","shape":[1,2],"datatype":"FP32","data":[1,2]}]})", {}, "\"w\""},
       {R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1]}]})", {}, "\"x\""},
       {R"({"inputs":[{"name":"x","shape":[1099511627776,1099511627776],"datatype":"FP32","data":[1]}]})",
-       {}, "\"x\""},
+       {},
+       "\"x\""},
       {R"({"inputs":[{"name":"x","shape":[9,2],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18]}]})",
-       {}, "\"x\""},
+       {},
+       "\"x\""},
       {R"({"inputs": [)", {}, ""},
       // Truncated binary data, header length over the body, and a bad header value.
       {bin.body.substr(0, bin.body.size() - 3), {{"Inference-Header-Content-Length", hl}}, "\"x\""},
@@ -308,8 +311,7 @@ TEST_F(HttpFrontendTest, TfServingPredictStatusAndMetadata) {
   ASSERT_EQ(row.status, 200) << row.body;
   EXPECT_EQ(row.body,
             R"({"predictions":[{"y":[3.0,6.0],"z":[2.0,3.0]},{"y":[9.0,12.0],"z":[4.0,5.0]}]})");
-  http::ClientResponse col =
-      Post("/v1/models/m/versions/1:predict", R"({"inputs":{"x":[[1,2]]}})");
+  http::ClientResponse col = Post("/v1/models/m/versions/1:predict", R"({"inputs":{"x":[[1,2]]}})");
   ASSERT_EQ(col.status, 200) << col.body;
   EXPECT_EQ(col.body, R"({"outputs":{"y":[[2.0,4.0]],"z":[[2.0,3.0]]}})");
   http::ClientResponse label = Post("/v1/models/m/labels/stable:predict", R"({"inputs":[[1,2]]})");
@@ -341,7 +343,8 @@ TEST_F(HttpFrontendTest, TfServingPredictStatusAndMetadata) {
 
   http::ClientResponse meta = Get("/v1/models/m/labels/stable/metadata");
   ASSERT_EQ(meta.status, 200) << meta.body;
-  EXPECT_THAT(meta.body, HasSubstr(R"("model_spec":{"name":"m","signature_name":"","version":"1"})"));
+  EXPECT_THAT(meta.body,
+              HasSubstr(R"("model_spec":{"name":"m","signature_name":"","version":"1"})"));
   EXPECT_THAT(meta.body, HasSubstr(R"("dtype":"DT_FLOAT")"));
   EXPECT_EQ(Get("/v1/models/m/metadata").status, 200);
   EXPECT_EQ(Get("/v1/models/m/other").status, 404);
@@ -388,7 +391,7 @@ TEST_F(HttpFrontendTest, FullQueueAnswers429AndDeadline504) {
   };
   auto running = send(std::string(kInfer));  // executes, held at the gate
   ASSERT_TRUE(state->WaitHeld(1));
-  auto queued = send(std::string(kInfer));   // the one queue slot
+  auto queued = send(std::string(kInfer));  // the one queue slot
   auto version = *manager_->Resolve("small", {});
   const auto until = Clock::now() + std::chrono::seconds(5);
   while (version->batcher->queue_depth() < 1 && Clock::now() < until) {
@@ -430,9 +433,9 @@ TEST_F(HttpFrontendTest, RequestOfAClientThatLeftIsDroppedBeforeExecution) {
   addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string wire = fmt::format(
-      "POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
-      kInfer.size(), kInfer);
+  const std::string wire =
+      fmt::format("POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{}",
+                  kInfer.size(), kInfer);
   ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
   auto version = *manager_->Resolve("m", {});
   const auto until = Clock::now() + std::chrono::seconds(5);
@@ -484,9 +487,9 @@ TEST_F(HttpFrontendTest, TokensGuardEverythingButHealth) {
   EXPECT_EQ(Post("/v2/repository/models/small/unload", "{}", good).status, 200);
   EXPECT_EQ(Post("/v2/models/small/infer", kInfer, good).status, 503);
   EXPECT_EQ(Post("/v2/repository/models/nope/load", "", good).status, 404);
-  EXPECT_EQ(Post("/v2/repository/models/small/load", R"({"parameters":{"config":"{}"}})", good)
-                .status,
-            400);
+  EXPECT_EQ(
+      Post("/v2/repository/models/small/load", R"({"parameters":{"config":"{}"}})", good).status,
+      400);
 }
 
 TEST(ReadTokenFile, SkipsBlanksAndComments) {
