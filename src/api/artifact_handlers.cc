@@ -23,6 +23,7 @@
 
 #include "api/api.h"
 #include "api/mlflow_call.h"
+#include "base/strings.h"
 #include "tracking/artifacts.h"
 #include "tracking/logged_models.h"
 #include "tracking/tracking.h"
@@ -121,7 +122,7 @@ StatusOr<ProxyPath> ParseProxyPath(std::string_view path) {
 std::string_view GuessContentType(std::string_view rel) {
   std::string_view name = rel.substr(rel.rfind('/') + 1);
   size_t dot = name.rfind('.');
-  std::string ext = Lower(std::string(dot == std::string_view::npos ? name : name.substr(dot + 1)));
+  std::string ext = AsciiLower(std::string(dot == std::string_view::npos ? name : name.substr(dot + 1)));
   static constexpr std::string_view kText[] = {
       "txt",  "log",   "err",  "cfg",  "conf", "cnf",     "cf",       "ini", "properties",
       "prop", "hocon", "toml", "yaml", "yml",  "xml",     "json",     "js",  "py",

@@ -10,6 +10,7 @@
 
 #include "api/mlflow_call.h"
 #include "api/tracking_codec.h"
+#include "base/strings.h"
 
 namespace lathe::api {
 
@@ -151,7 +152,7 @@ StatusOr<std::optional<bool>> Args::Bool(std::string_view key) const {
   if (x == nullptr || x->is_null()) return std::optional<bool>();
   if (x->type() == JsonValue::Type::kBool) return std::optional<bool>(x->as_bool());
   if (x->is_string()) {
-    std::string v = Lower(x->as_string());
+    std::string v = AsciiLower(x->as_string());
     if (v == "true") return std::optional<bool>(true);
     if (v == "false") return std::optional<bool>(false);
     if (v.empty()) return std::optional<bool>();
@@ -189,34 +190,5 @@ void EncodeKeyValues(JsonWriter& w, std::string_view key, const std::vector<trac
 void WriteNextPageToken(JsonWriter& w, const std::string& token) {
   if (!token.empty()) w.Field("next_page_token", token);
 }
-
-std::string Lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
-
-bool LikeMatch(std::string_view s, std::string_view pat) {
-  // % = any run, _ = one character; iterative with backtracking on %.
-  size_t si = 0, pi = 0, star = std::string_view::npos, mark = 0;
-  while (si < s.size()) {
-    if (pi < pat.size() && (pat[pi] == '_' || pat[pi] == s[si])) {
-      ++si;
-      ++pi;
-    } else if (pi < pat.size() && pat[pi] == '%') {
-      star = pi++;
-      mark = si;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < pat.size() && pat[pi] == '%') ++pi;
-  return pi == pat.size();
-}
-
 
 }  // namespace lathe::api

@@ -80,9 +80,5 @@ void EncodeKeyValues(JsonWriter& w, std::string_view key, const std::vector<trac
 // "next_page_token", left out when empty.
 void WriteNextPageToken(JsonWriter& w, const std::string& token);
 
-// ASCII lower-case copy.
-std::string Lower(std::string s);
-// SQL LIKE: '%' any run, '_' one character; case-sensitive.
-bool LikeMatch(std::string_view s, std::string_view pat);
 
 }  // namespace lathe::api

@@ -30,6 +30,7 @@
 #include "base/build_info.h"
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "base/strings.h"
 #include "tracking/tracking.h"
 
 namespace lathe::api {
@@ -287,7 +288,7 @@ StatusOr<std::vector<NameCondition>> ParseNameFilter(std::string_view filter) {
     for (std::string_view prefix : {"attributes.", "attribute.", "attr."}) {
       if (ident.rfind(prefix, 0) == 0) ident = ident.substr(prefix.size());
     }
-    if (Lower(ident) != "name") return bad(fmt::format("unsupported identifier \"{}\"", ident));
+    if (AsciiLower(ident) != "name") return bad(fmt::format("unsupported identifier \"{}\"", ident));
     skip_ws();
     NameCondition c;
     if (filter.substr(i, 2) == "!=") {
@@ -310,7 +311,7 @@ StatusOr<std::vector<NameCondition>> ParseNameFilter(std::string_view filter) {
     out.push_back(std::move(c));
     skip_ws();
     if (i >= filter.size()) break;
-    if (Lower(word()) != "and") return bad("conditions must be joined by AND");
+    if (AsciiLower(word()) != "and") return bad("conditions must be joined by AND");
     skip_ws();
   }
   return out;
@@ -320,8 +321,8 @@ bool NameMatches(const std::vector<NameCondition>& conds, const std::string& nam
   for (const NameCondition& c : conds) {
     bool ok = c.op == "="      ? name == c.value
               : c.op == "!="   ? name != c.value
-              : c.op == "LIKE" ? LikeMatch(name, c.value)
-                               : LikeMatch(Lower(name), Lower(c.value));
+              : c.op == "LIKE" ? SqlLikeMatch(name, c.value)
+                               : SqlLikeMatch(AsciiLower(name), AsciiLower(c.value));
     if (!ok) return false;
   }
   return true;

@@ -13,4 +13,32 @@ bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b) {
   return true;
 }
 
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool SqlLikeMatch(std::string_view s, std::string_view pat) {
+  size_t si = 0, pi = 0, star = std::string_view::npos, mark = 0;
+  while (si < s.size()) {
+    if (pi < pat.size() && (pat[pi] == '_' || pat[pi] == s[si])) {
+      ++si;
+      ++pi;
+    } else if (pi < pat.size() && pat[pi] == '%') {
+      star = pi++;
+      mark = si;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < pat.size() && pat[pi] == '%') ++pi;
+  return pi == pat.size();
+}
+
 }  // namespace lathe

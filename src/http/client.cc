@@ -21,6 +21,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "base/strings.h"
 #include "http/wire.h"
 
 namespace lathe::http {
@@ -35,17 +36,9 @@ using ErrorCode = boost::system::error_code;
 constexpr std::uint64_t kMaxResponseBody = std::uint64_t{1} << 40;
 constexpr std::uint32_t kMaxResponseHeader = 1 << 20;
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 bool HasHeader(const Headers& headers, std::string_view lower_name) {
   for (const auto& [name, value] : headers) {
-    if (Lower(name) == lower_name) return true;
+    if (AsciiLower(name) == lower_name) return true;
   }
   return false;
 }
@@ -171,7 +164,7 @@ std::string Client::Impl::BuildRequest(Method method, std::string_view path, con
   wire.append(host_header_);
   wire.append("\r\n");
   for (const auto& [name, value] : headers) {
-    std::string lower = Lower(name);
+    std::string lower = AsciiLower(name);
     if (lower == "host" || lower == "content-length" || lower == "connection") continue;
     wire.append(name).append(": ").append(value).append("\r\n");
   }
@@ -227,7 +220,7 @@ StatusOr<ClientResponse> Client::Impl::Do(Method method, std::string_view path, 
   ClientResponse res;
   res.status = static_cast<int>(msg.result_int());
   for (const auto& field : msg) {
-    res.headers.emplace_back(Lower(std::string_view(field.name_string().data(), field.name_string().size())),
+    res.headers.emplace_back(AsciiLower(std::string_view(field.name_string().data(), field.name_string().size())),
                              std::string(field.value().data(), field.value().size()));
   }
   if (method != Method::kHead) res.body = std::move(msg.body());

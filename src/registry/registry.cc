@@ -20,11 +20,13 @@
 
 #include "base/crypto.h"
 #include "base/id.h"
+#include "base/strings.h"
 
 namespace lathe::registry {
 
 using store::AsInt;
 using store::AsText;
+using store::Placeholders;
 using store::ResultSet;
 using store::Tx;
 using store::TxMode;
@@ -53,17 +55,6 @@ constexpr std::string_view kCodeDigestTag = "lathe.code_digest";
 const char* kVersionColumns =
     "v.version, v.creation_time, v.last_update_time, v.user_id, v.description, v.stage, "
     "v.source, v.run_id, v.run_link, v.status, v.status_message";
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool HasControl(std::string_view s) {
   return std::any_of(s.begin(), s.end(),
@@ -165,7 +156,7 @@ Status ValidateAlias(std::string_view alias) {
           "alias");
     }
   }
-  if (IEquals(alias, "latest")) {
+  if (EqualsIgnoreCaseAscii(alias, "latest")) {
     return InvalidArgumentError("alias: 'latest' alias name (case insensitive) is reserved.",
                                 "alias");
   }
@@ -195,12 +186,6 @@ StatusOr<int64_t> DecodeOffsetToken(std::string_view token) {
     return InvalidArgumentError("page_token: not a page token returned by this API", "page_token");
   }
   return v;
-}
-
-std::string Placeholders(size_t n) {
-  std::string s = "(";
-  for (size_t i = 0; i < n; ++i) s += i == 0 ? "?" : ", ?";
-  return s + ")";
 }
 
 // MLflow's LIKE is case-sensitive; SQLite's LIKE ignores ASCII case, so
@@ -256,8 +241,8 @@ class FilterParser {
       out.push_back(std::move(c));
       if (AtEnd()) break;
       std::string w = Word();
-      if (IEquals(w, "or")) return Error("OR is not supported; join conditions with AND");
-      if (!IEquals(w, "and")) return Error("expected AND between conditions");
+      if (EqualsIgnoreCaseAscii(w, "or")) return Error("OR is not supported; join conditions with AND");
+      if (!EqualsIgnoreCaseAscii(w, "and")) return Error("expected AND between conditions");
     }
     return out;
   }
@@ -359,7 +344,7 @@ class FilterParser {
       for (char& ch : w) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       if (w == "NOT") {
         std::string in = Word();
-        if (!IEquals(in, "in")) return Error("expected IN after NOT");
+        if (!EqualsIgnoreCaseAscii(in, "in")) return Error("expected IN after NOT");
         w = "NOT IN";
       }
       if (w != "LIKE" && w != "ILIKE" && w != "IN" && w != "NOT IN") {
@@ -454,9 +439,9 @@ StatusOr<std::string> OrderBySql(const std::vector<std::string>& order_by, bool 
       if (key.starts_with(prefix)) key = key.substr(prefix.size());
     }
     bool asc = true;
-    if (IEquals(dir, "desc")) {
+    if (EqualsIgnoreCaseAscii(dir, "desc")) {
       asc = false;
-    } else if (!dir.empty() && !IEquals(dir, "asc")) {
+    } else if (!dir.empty() && !EqualsIgnoreCaseAscii(dir, "asc")) {
       return InvalidArgumentError(
           fmt::format("{}: \"{}\": expected ASC or DESC after the key", field, order_by[i]), field);
     }
@@ -532,7 +517,7 @@ std::string_view ModelVersionStatusName(ModelVersionStatus s) {
 
 StatusOr<std::string> ParseStage(std::string_view stage, std::string_view field) {
   for (std::string_view s : kStages) {
-    if (IEquals(stage, s)) return std::string(s);
+    if (EqualsIgnoreCaseAscii(stage, s)) return std::string(s);
   }
   return InvalidArgumentError(
       fmt::format("{}: Invalid Model Version stage: {}. Value must be one of None, Staging, "

@@ -133,4 +133,10 @@ StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   return store;
 }
 
+std::string Placeholders(size_t n) {
+  std::string s = "(";
+  for (size_t i = 0; i < n; ++i) s += i == 0 ? "?" : ", ?";
+  return s + ")";
+}
+
 }  // namespace lathe::store

@@ -107,6 +107,9 @@ class Store {
 // backoff, so `fn` must be safe to run again: it may only touch the store.
 Status RunInTx(Store& store, TxMode mode, const std::function<Status(Tx&)>& fn);
 
+// The IN list "(?, ?, …)" of n portable placeholders (n ≥ 1).
+std::string Placeholders(size_t n);
+
 struct StoreOptions {
   // "sqlite:///abs/path/lathe.db", "sqlite://relative/path.db", a plain file
   // path (SQLite), or "postgres://user@host:port/db" / "postgresql://…".

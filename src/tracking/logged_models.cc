@@ -13,12 +13,14 @@
 #include <fmt/core.h>
 
 #include "base/crypto.h"
+#include "base/strings.h"
 #include "tracking/search.h"
 
 namespace lathe::tracking {
 
 using store::AsInt;
 using store::AsText;
+using store::Placeholders;
 using store::ResultSet;
 using store::Tx;
 using store::TxMode;
@@ -126,39 +128,6 @@ bool PlausibleModelId(std::string_view id) {
   return true;
 }
 
-std::string Placeholders(size_t n) {
-  std::string out = "(";
-  for (size_t i = 0; i < n; ++i) out += i == 0 ? "?" : ", ?";
-  return out + ")";
-}
-
-// SQL LIKE over bytes: '%' any run, '_' one byte.
-bool Like(std::string_view s, std::string_view pat) {
-  size_t si = 0, pi = 0, star = std::string_view::npos, mark = 0;
-  while (si < s.size()) {
-    if (pi < pat.size() && (pat[pi] == '_' || pat[pi] == s[si])) {
-      ++si;
-      ++pi;
-    } else if (pi < pat.size() && pat[pi] == '%') {
-      star = pi++;
-      mark = si;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < pat.size() && pat[pi] == '%') ++pi;
-  return pi == pat.size();
-}
-
-std::string LowerCopy(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 const search::AttributeSet& ModelAttributes() {
   static const search::AttributeSet* const kAttrs = new search::AttributeSet{
       {"name", "model_id", "model_type", "status", "source_run_id"},
@@ -246,8 +215,8 @@ bool Matches(const LoggedModel& m, const search::Comparison& c) {
   switch (c.op) {
     case Op::kEq: return v.text == value(c.text);
     case Op::kNe: return v.text != value(c.text);
-    case Op::kLike: return Like(v.text, c.text);
-    case Op::kILike: return Like(LowerCopy(v.text), LowerCopy(c.text));
+    case Op::kLike: return SqlLikeMatch(v.text, c.text);
+    case Op::kILike: return SqlLikeMatch(AsciiLower(v.text), AsciiLower(c.text));
     case Op::kIn:
     case Op::kNotIn: {
       bool in = false;

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "base/strings.h"
+
 namespace lathe::tracking::search {
 namespace {
 
@@ -32,17 +34,6 @@ std::string AttributeList(const AttributeSet& attrs) {
     }
   }
   return out;
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 bool IsKeyChar(char c) {
@@ -96,7 +87,7 @@ class Parser {
   }
   bool ConsumeWord(std::string_view word) {
     std::string_view w = PeekWord();
-    if (!IEquals(w, word)) return false;
+    if (!EqualsIgnoreCaseAscii(w, word)) return false;
     size_t end = pos_ + w.size();
     if (end < text_.size() && IsKeyChar(text_[end])) return false;
     pos_ = end;
@@ -113,15 +104,15 @@ class Parser {
     RETURN_IF_ERROR(KeyPart(&first, &first_quoted, /*stop_at_dot=*/true));
     if (!first_quoted && pos_ < text_.size() && text_[pos_] == '.') {
       ++pos_;
-      if (IEquals(first, "metrics") || IEquals(first, "metric")) {
+      if (EqualsIgnoreCaseAscii(first, "metrics") || EqualsIgnoreCaseAscii(first, "metric")) {
         *type = EntityType::kMetric;
-      } else if (IEquals(first, "params") || IEquals(first, "param") ||
-                 IEquals(first, "parameters") || IEquals(first, "parameter")) {
+      } else if (EqualsIgnoreCaseAscii(first, "params") || EqualsIgnoreCaseAscii(first, "param") ||
+                 EqualsIgnoreCaseAscii(first, "parameters") || EqualsIgnoreCaseAscii(first, "parameter")) {
         *type = EntityType::kParam;
-      } else if (IEquals(first, "tags") || IEquals(first, "tag")) {
+      } else if (EqualsIgnoreCaseAscii(first, "tags") || EqualsIgnoreCaseAscii(first, "tag")) {
         *type = EntityType::kTag;
-      } else if (IEquals(first, "attributes") || IEquals(first, "attribute") ||
-                 IEquals(first, "attr") || IEquals(first, "run")) {
+      } else if (EqualsIgnoreCaseAscii(first, "attributes") || EqualsIgnoreCaseAscii(first, "attribute") ||
+                 EqualsIgnoreCaseAscii(first, "attr") || EqualsIgnoreCaseAscii(first, "run")) {
         *type = EntityType::kAttribute;
       } else {
         return Error(start, fmt::format("unknown identifier type '{}' (expected metrics, params, "
@@ -313,7 +304,7 @@ class Parser {
       out.push_back(std::move(c));
       if (AtEnd()) return out;
       if (ConsumeWord("and")) continue;
-      if (IEquals(PeekWord(), "or")) {
+      if (EqualsIgnoreCaseAscii(PeekWord(), "or")) {
         return ErrorHere("OR is not supported (only AND joins clauses, as in MLflow)");
       }
       return ErrorHere("expected AND or the end of the filter");

@@ -32,6 +32,7 @@ namespace lathe::tracking {
 using store::AsDouble;
 using store::AsInt;
 using store::AsText;
+using store::Placeholders;
 using store::IsNull;
 using store::ResultSet;
 using store::Tx;
@@ -294,13 +295,6 @@ StatusOr<int64_t> DecodeOffsetToken(std::string_view token) {
   }
   if (v < 0) return InvalidArgumentError("page_token: not a page token returned by this API", "page_token");
   return v;
-}
-
-// The IN list "(?, ?, …)" of n placeholders.
-std::string Placeholders(size_t n) {
-  std::string s = "(";
-  for (size_t i = 0; i < n; ++i) s += i == 0 ? "?" : ", ?";
-  return s + ")";
 }
 
 // SQL for MLflow's LIKE (case-sensitive) on this driver: SQLite's LIKE
