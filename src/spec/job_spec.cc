@@ -487,7 +487,8 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
                     b.tolerations.end(), SameToleration);
 }
 
-StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path) {
+StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path, bool trusted) {
+  (void)trusted;  // `pipeline` is decoded in the pipeline controller change
   ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(v, path));
   JobSpec spec;
   std::string framework = "none";

@@ -95,6 +95,19 @@ struct JobSpec {
   // for the job in that experiment (created if absent) and passes its id as
   // LATHE_RUN_ID; the run ends with the job. Absent = no run.
   std::optional<std::string> tracking_experiment;
+  // Set by the pipeline controller on a step's job, never by users:
+  // ParseJobSpec rejects `pipeline` unless `trusted` (stored specs). The job
+  // controller passes LATHE_PIPELINE_RUN_ID, LATHE_PIPELINE_STEP (the node,
+  // "train[3]") and LATHE_OUTPUTS (the directory holding parameters/ and
+  // artifacts/) to every task, and tags the job's tracking run with
+  // lathe.pipeline_run_id and lathe.pipeline_step.
+  struct PipelineContext {
+    std::string run_id;
+    std::string node;
+    std::string outputs_dir;
+    friend bool operator==(const PipelineContext&, const PipelineContext&) = default;
+  };
+  std::optional<PipelineContext> pipeline;
 
   int TotalReplicas() const;
   // Field by field (the spec changed?).
@@ -108,7 +121,10 @@ struct JobSpec {
 //   mpi: exactly one "launcher" role with 1 replica and a "worker" role;
 //   xgboost: master (1 replica) and worker;
 //   none: any role names.
-StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path = "");
+// `trusted`: the spec comes from the store (or the pipeline controller), so
+// Lathe-only fields (`pipeline`) are accepted.
+StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path = "",
+                               bool trusted = false);
 // Canonical JSON (what the store keeps and the API returns); ParseJobSpec of
 // it gives back an equal spec.
 void WriteJobSpec(JsonWriter& w, const JobSpec& spec);

@@ -214,6 +214,141 @@ CREATE TABLE run_outputs (
 CREATE INDEX run_outputs_by_model ON run_outputs(model_id);
 )sql";
 
+// Migration 8: pipelines (docs/pipelines.md), their versions, runs, the
+// nodes a run reached, run events, and the step cache (scope: project).
+// A node row records its current attempt's job id in the same transaction
+// that inserts the job, so no attempt starts twice.
+constexpr const char* kPipelinesSql = R"sql(
+CREATE TABLE pipelines (
+  id              TEXT PRIMARY KEY,
+  project_id      TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name            TEXT NOT NULL,
+  description     TEXT NOT NULL DEFAULT '',
+  latest_version  BIGINT NOT NULL DEFAULT 0,
+  created_by_id   TEXT NOT NULL,
+  created_at      BIGINT NOT NULL,
+  updated_at      BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX pipelines_by_project_name ON pipelines(project_id, name);
+CREATE TABLE pipeline_versions (
+  pipeline_id    TEXT NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,
+  version        BIGINT NOT NULL,
+  spec           TEXT NOT NULL,
+  digest         TEXT NOT NULL,
+  code           TEXT NOT NULL DEFAULT '',
+  created_by_id  TEXT NOT NULL,
+  created_at     BIGINT NOT NULL,
+  PRIMARY KEY (pipeline_id, version)
+) WITHOUT ROWID;
+CREATE TABLE pipeline_runs (
+  id               TEXT PRIMARY KEY,
+  project_id       TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  pipeline_id      TEXT NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,
+  version          BIGINT NOT NULL,
+  params           TEXT NOT NULL,
+  state            TEXT NOT NULL,
+  reason           TEXT NOT NULL DEFAULT '',
+  message          TEXT NOT NULL DEFAULT '',
+  created_by_id    TEXT NOT NULL,
+  code             TEXT NOT NULL DEFAULT '',
+  cache_enabled    INTEGER NOT NULL DEFAULT 1,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  retries          INTEGER NOT NULL DEFAULT 0,
+  schedule_id      TEXT NOT NULL DEFAULT '',
+  scheduled_time   BIGINT NOT NULL DEFAULT 0,
+  created_at       BIGINT NOT NULL,
+  started_at       BIGINT NOT NULL DEFAULT 0,
+  finished_at      BIGINT NOT NULL DEFAULT 0,
+  next_event       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX pipeline_runs_by_state ON pipeline_runs(state, created_at);
+CREATE INDEX pipeline_runs_by_project ON pipeline_runs(project_id, created_at);
+CREATE INDEX pipeline_runs_by_pipeline ON pipeline_runs(pipeline_id, created_at);
+CREATE INDEX pipeline_runs_by_schedule ON pipeline_runs(schedule_id, scheduled_time);
+CREATE TABLE pipeline_nodes (
+  run_id        TEXT NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+  node          TEXT NOT NULL,
+  step          TEXT NOT NULL,
+  item          INTEGER NOT NULL DEFAULT -1,
+  state         TEXT NOT NULL,
+  reason        TEXT NOT NULL DEFAULT '',
+  message       TEXT NOT NULL DEFAULT '',
+  attempt       INTEGER NOT NULL DEFAULT 0,
+  job_id        TEXT NOT NULL DEFAULT '',
+  job_name      TEXT NOT NULL DEFAULT '',
+  outputs       TEXT NOT NULL DEFAULT '{}',
+  cached        INTEGER NOT NULL DEFAULT 0,
+  cache_key     TEXT NOT NULL DEFAULT '',
+  cache_source  TEXT NOT NULL DEFAULT '',
+  not_before    BIGINT NOT NULL DEFAULT 0,
+  created_at    BIGINT NOT NULL,
+  started_at    BIGINT NOT NULL DEFAULT 0,
+  finished_at   BIGINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, node)
+) WITHOUT ROWID;
+CREATE INDEX pipeline_nodes_by_job ON pipeline_nodes(job_id);
+CREATE TABLE pipeline_run_events (
+  run_id   TEXT NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+  seq      INTEGER NOT NULL,
+  time     BIGINT NOT NULL,
+  type     TEXT NOT NULL,
+  reason   TEXT NOT NULL,
+  message  TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE pipeline_cache (
+  project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  cache_key   TEXT NOT NULL,
+  run_id      TEXT NOT NULL,
+  node        TEXT NOT NULL,
+  outputs     TEXT NOT NULL,
+  created_at  BIGINT NOT NULL,
+  PRIMARY KEY (project_id, cache_key)
+) WITHOUT ROWID;
+)sql";
+
+// Migration 9: schedules of pipeline runs, every tick they handled (one row
+// per (schedule, tick): the guard against duplicate runs after a crash) and
+// backfills.
+constexpr const char* kSchedulesSql = R"sql(
+CREATE TABLE schedules (
+  id             TEXT PRIMARY KEY,
+  project_id     TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  name           TEXT NOT NULL,
+  spec           TEXT NOT NULL,
+  last_tick      BIGINT NOT NULL DEFAULT 0,
+  next_tick      BIGINT NOT NULL DEFAULT 0,
+  created_by_id  TEXT NOT NULL,
+  created_at     BIGINT NOT NULL,
+  updated_at     BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX schedules_by_project_name ON schedules(project_id, name);
+CREATE TABLE schedule_ticks (
+  schedule_id  TEXT NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+  tick         BIGINT NOT NULL,
+  state        TEXT NOT NULL,
+  reason       TEXT NOT NULL DEFAULT '',
+  run_id       TEXT NOT NULL DEFAULT '',
+  backfill_id  TEXT NOT NULL DEFAULT '',
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  created_at   BIGINT NOT NULL,
+  PRIMARY KEY (schedule_id, tick)
+) WITHOUT ROWID;
+CREATE INDEX schedule_ticks_by_state ON schedule_ticks(state, schedule_id, tick);
+CREATE TABLE schedule_backfills (
+  id               TEXT PRIMARY KEY,
+  schedule_id      TEXT NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+  from_us          BIGINT NOT NULL,
+  to_us            BIGINT NOT NULL,
+  max_concurrency  INTEGER NOT NULL,
+  reprocess        TEXT NOT NULL,
+  state            TEXT NOT NULL,
+  created_at       BIGINT NOT NULL,
+  finished_at      BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX schedule_backfills_by_schedule ON schedule_backfills(schedule_id, created_at);
+)sql";
+
 std::string WithoutRowidRemoved(std::string sql) {
   const std::string needle = " WITHOUT ROWID";
   for (size_t at; (at = sql.find(needle)) != std::string::npos;) sql.erase(at, needle.size());
@@ -318,6 +453,10 @@ CREATE TABLE job_events (
        kRunInputsSql, WithoutRowidRemoved(kRunInputsSql)},
       {7, "tracking: MLflow 3 logged models, their tags and params, run outputs",
        kLoggedModelsSql, WithoutRowidRemoved(kLoggedModelsSql)},
+      {8, "pipelines: versions, runs, nodes, run events, step cache",
+       kPipelinesSql, WithoutRowidRemoved(kPipelinesSql)},
+      {9, "schedules: ticks and backfills of pipeline runs",
+       kSchedulesSql, WithoutRowidRemoved(kSchedulesSql)},
   };
   return *kMigrations;
 }
