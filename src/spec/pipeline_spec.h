@@ -15,9 +15,10 @@
 //   pipeline.run_id | pipeline.name | pipeline.version
 //   outputs.parameters.NAME                 where this step writes a value
 //   outputs.artifacts.NAME                  where this step writes an artifact
-// For a fanned-out upstream step, its output parameter is the JSON array of
-// every item's value (in item order) and its artifact is the directory that
-// holds one sub-directory per item.
+// For a fanned-out upstream step, an output parameter renders as the JSON
+// array of every item's value (in item order; values that parse as JSON are
+// embedded as such, others as strings) and an artifact as the JSON array of
+// every item's path. TemplateContext carries these already joined.
 #pragma once
 
 #include <cstdint>
