@@ -11,6 +11,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql sqlite3 curl wrk procps python3 python3-pytest
   python3-numpy python3-pandas python3-torch python3-xgboost openmpi-bin libopenmpi-dev tar
+  # scikit-learn for the example pipeline (examples/pipelines: its bundled
+  # breast-cancer data set, LogisticRegression, ROC AUC).
+  python3-sklearn
   # Model backends (src/serving/backends): LibTorch for TorchScript models,
   # with OpenBLAS (libtorch only Recommends a BLAS; on the reference BLAS it
   # is 10-36x slower, research/running-engines.md), and the XGBoost C API.
