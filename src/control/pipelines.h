@@ -229,15 +229,27 @@ struct NewRun {
   std::optional<int64_t> version;      // absent = latest
   JsonValue params;                    // given params (validated here)
   bool coerce_strings = false;
+  std::optional<int64_t> sample;       // sets params.sample (kSampleParam)
   bool cache = true;
   std::string created_by_id;
   std::string schedule_id;
   int64_t scheduled_time = 0;
 };
-// Validates params against the version (INVALID_ARGUMENT "params.x: …"),
-// inserts the run (pending) and its first event.
+// Validates params against the version (INVALID_ARGUMENT "params.x: …";
+// "params.sample" when `sample` is given and the version declares no int
+// param `sample`), inserts the run (pending) and its first event.
+// NOT_FOUND (field "pipeline" / "version") when either does not exist.
 StatusOr<RunRecord> InsertRun(store::Tx& tx, const NewRun& run, int64_t now_us);
+// NOT_FOUND when there is no such run. Nodes ordered by creation, then id.
 StatusOr<RunRecord> LoadRun(store::Tx& tx, const std::string& run_id, bool with_nodes);
+// Every node of a run (one query), ordered as LoadRun orders them.
+StatusOr<std::vector<NodeRecord>> LoadNodes(store::Tx& tx, const std::string& run_id);
+// The `outputs` column of a node or cache entry:
+// {"parameters": {NAME: VALUE}, "artifacts": {NAME: {"path", "digest"}}}.
+std::string EncodeNodeOutputs(const std::map<std::string, std::string>& parameters,
+                              const std::map<std::string, ArtifactRef>& artifacts);
+Status DecodeNodeOutputs(std::string_view text, std::map<std::string, std::string>* parameters,
+                         std::map<std::string, ArtifactRef>* artifacts);
 // Active (non-terminal) run ids, oldest first.
 StatusOr<std::vector<std::string>> ActiveRunIds(store::Tx& tx);
 // As CancelRun / RetryRun without the checks of who may; FAILED_PRECONDITION
