@@ -24,6 +24,10 @@
 namespace lathe::control {
 class JobService;
 class JobController;
+class PipelineService;
+class PipelineController;
+class ScheduleService;
+class ScheduleController;
 }  // namespace lathe::control
 
 namespace lathe::tracking {
@@ -59,6 +63,10 @@ StatusOr<tenancy::PageRequest> PageFromQuery(const http::Request& req);
 void WriteJson(http::Response& res, int status, const std::function<void(JsonWriter&)>& fn);
 // `key`: an RFC 3339 time, or null for 0 (µs since the epoch).
 void WriteTimeField(JsonWriter& w, std::string_view key, int64_t micros);
+// OK when `code` is the digest of a snapshot uploaded to `code_root`
+// (PUT …/code); INVALID_ARGUMENT naming `code` otherwise.
+Status CheckCodeSnapshot(const std::string& code_root, const std::string& project,
+                         const std::string& code);
 
 // What the job, queue and code routes need (job_handlers.cc). Without a
 // JobService those routes are not registered (tests of other layers).
@@ -71,6 +79,18 @@ struct JobRoutes {
   // Where uploaded code snapshots live ($LATHE_HOME/code): <digest>.tar.gz
   // and the extracted <digest>/. Required when `jobs` is set.
   std::string code_root;
+};
+
+// What the pipeline and schedule routes need (pipeline_handlers.cc). A null
+// service leaves its routes out; code digests are checked against
+// JobRoutes::code_root.
+struct PipelineRoutes {
+  control::PipelineService* pipelines = nullptr;
+  control::ScheduleService* schedules = nullptr;  // needs `pipelines`
+  // Poked after runs start, are cancelled or retried, and after schedule
+  // changes, so the controllers act at once; may be null (tests).
+  control::PipelineController* pipeline_controller = nullptr;
+  control::ScheduleController* schedule_controller = nullptr;
 };
 
 class LogFollowers;
@@ -106,7 +126,8 @@ class Api {
   // and the MLflow REST 2.0 routes (mlflow_handlers.cc) are registered;
   // null leaves them out (tests of other layers).
   Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
-      JobRoutes job_routes = {}, TrackingRoutes tracking_routes = {});
+      JobRoutes job_routes = {}, TrackingRoutes tracking_routes = {},
+      PipelineRoutes pipeline_routes = {});
   ~Api();
 
   // Serves one request. Thread-safe.
@@ -134,6 +155,8 @@ class Api {
   void RegisterRegistryRoutes();   // registry_handlers.cc
   void RegisterArtifactRoutes();   // artifact_handlers.cc
   void RegisterLoggedModelRoutes();  // logged_model_handlers.cc
+  void RegisterPipelineRoutes();     // pipeline_handlers.cc
+  void RegisterScheduleRoutes();     // pipeline_handlers.cc
   // MLflow routes (mlflow_handlers.cc): authentication, project, errors.
   void AddMlflow(http::Method method, std::string_view rpc,
                  std::function<Status(MlflowCall&)> handler);
@@ -152,6 +175,7 @@ class Api {
   registry::RegistryService* registry_ = nullptr;
   tracking::ArtifactStore* artifacts_ = nullptr;
   tracking::LoggedModelService* logged_models_ = nullptr;
+  PipelineRoutes pipeline_routes_;
   std::shared_ptr<MlflowScopes> mlflow_scopes_;
   std::unique_ptr<LogFollowers> log_followers_;
 };

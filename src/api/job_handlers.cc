@@ -456,6 +456,23 @@ void FollowLog(LogFollowers& followers, exec::Executor& executor, store::Store& 
 
 }  // namespace
 
+Status CheckCodeSnapshot(const std::string& code_root, const std::string& project,
+                         const std::string& code) {
+  if (!IsDigest(code)) {
+    return InvalidArgumentError(
+        fmt::format("code: \"{}\" is not a snapshot digest (64 hex digits)", code), "code");
+  }
+  std::error_code ec;
+  if (code_root.empty() ||
+      !std::filesystem::is_directory(std::filesystem::path(code_root) / code, ec)) {
+    return InvalidArgumentError(
+        fmt::format("code: no snapshot {}; upload it with PUT /api/v1/projects/{}/code", code,
+                    project),
+        "code");
+  }
+  return OkStatus();
+}
+
 void Api::RegisterJobRoutes() {
   control::JobService* const jobs = job_routes_.jobs;
   control::JobController* const controller = job_routes_.controller;
@@ -485,17 +502,7 @@ void Api::RegisterJobRoutes() {
     const std::string& project = c.req.PathParam("project");
     std::string code;
     if (c.req.QueryParam("code", &code)) {
-      if (!IsDigest(code)) {
-        return InvalidArgumentError(
-            fmt::format("code: \"{}\" is not a snapshot digest (64 hex digits)", code), "code");
-      }
-      std::error_code ec;
-      if (!std::filesystem::is_directory(std::filesystem::path(job_routes_.code_root) / code, ec)) {
-        return InvalidArgumentError(
-            fmt::format("code: no snapshot {}; upload it with PUT /api/v1/projects/{}/code", code,
-                        project),
-            "code");
-      }
+      RETURN_IF_ERROR(CheckCodeSnapshot(job_routes_.code_root, project, code));
     }
     ASSIGN_OR_RETURN(JsonValue body, ParseBody(c.req));
     c.invalid_as = InvalidAs::kUnprocessable;

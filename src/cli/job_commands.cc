@@ -48,62 +48,6 @@ std::string JobPath(const std::string& project, const std::string& job) {
   return "/api/v1/projects/" + Seg(project) + "/jobs/" + Seg(job);
 }
 
-// A YAML or JSON document from a file ("-": standard input).
-StatusOr<JsonValue> ReadSpecFile(const std::string& path) {
-  std::stringstream buf;
-  if (path == "-") {
-    buf << std::cin.rdbuf();
-  } else {
-    std::ifstream in(path);
-    if (!in) return InvalidArgumentError(fmt::format("-f: cannot read {}", path), "file");
-    buf << in.rdbuf();
-  }
-  auto doc = ParseYaml(buf.str());
-  if (!doc.ok()) return doc.status().WithPrefix(path);
-  if (!doc->is_object())
-    return InvalidArgumentError(fmt::format("{}: expected a mapping", path), "file");
-  return doc;
-}
-
-// `tar -czf - -C dir .`, its standard output collected.
-StatusOr<std::string> TarDirectory(const std::string& dir) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    return InvalidArgumentError(fmt::format("--code: {} is not a directory", dir), "code");
-  }
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    return InternalError(std::string("pipe: ") + std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  const char* argv[] = {"tar", "-czf", "-", "-C", dir.c_str(), ".", nullptr};
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, "tar", &actions, nullptr, const_cast<char* const*>(argv), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    return InternalError(fmt::format("--code: cannot run tar: {}", std::strerror(rc)));
-  }
-  std::string archive;
-  char buf[1 << 16];
-  while (true) {
-    ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    archive.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return InvalidArgumentError(fmt::format("--code: tar could not archive {}", dir), "code");
-  }
-  return archive;
-}
-
 // "cpu=4,memory=16Gi,gpu=0" → {"cpu":"4","memory":"16Gi","gpu":"0"}.
 StatusOr<JsonValue> ParseResourceFlag(const std::string& text, const std::string& flag) {
   std::vector<JsonValue::Member> members;
@@ -177,6 +121,62 @@ Status WaitForJob(Session& s, const std::string& project, const std::string& job
 }
 
 }  // namespace
+
+// A YAML or JSON document from a file ("-": standard input).
+StatusOr<JsonValue> ReadSpecFile(const std::string& path) {
+  std::stringstream buf;
+  if (path == "-") {
+    buf << std::cin.rdbuf();
+  } else {
+    std::ifstream in(path);
+    if (!in) return InvalidArgumentError(fmt::format("-f: cannot read {}", path), "file");
+    buf << in.rdbuf();
+  }
+  auto doc = ParseYaml(buf.str());
+  if (!doc.ok()) return doc.status().WithPrefix(path);
+  if (!doc->is_object())
+    return InvalidArgumentError(fmt::format("{}: expected a mapping", path), "file");
+  return doc;
+}
+
+// `tar -czf - -C dir .`, its standard output collected.
+StatusOr<std::string> TarDirectory(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return InvalidArgumentError(fmt::format("--code: {} is not a directory", dir), "code");
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return InternalError(std::string("pipe: ") + std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  const char* argv[] = {"tar", "-czf", "-", "-C", dir.c_str(), ".", nullptr};
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, "tar", &actions, nullptr, const_cast<char* const*>(argv), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    return InternalError(fmt::format("--code: cannot run tar: {}", std::strerror(rc)));
+  }
+  std::string archive;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    archive.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return InvalidArgumentError(fmt::format("--code: tar could not archive {}", dir), "code");
+  }
+  return archive;
+}
 
 Status JobSubmit(const ClientOptions& o, const JobSubmitOptions& j, std::ostream& out) {
   ASSIGN_OR_RETURN(JsonValue doc, ReadSpecFile(j.file));

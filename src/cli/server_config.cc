@@ -108,6 +108,19 @@ std::vector<Setting> Bind(ServerConfig& c) {
              "per task and stream, a log is rotated at this size; one rotated file is kept "
              "(default 67108864)",
              &c.jobs_log_max_bytes, 4096),
+      text("pipelines.data_root",
+           "where pipeline steps write their outputs: <root>/<run>/<node>/<attempt>/{parameters,"
+           "artifacts} (default <home>/pipelines)",
+           &c.pipelines_data_root),
+      number("pipelines.resync_interval_ms",
+             "the pipeline controller's pass interval; runs starting and steps ending also wake "
+             "it (default 200)",
+             &c.pipelines_resync_interval_ms, 10),
+      number("pipelines.max_fan_out", "most items one for_each step may fan out to (default 10000)",
+             &c.pipelines_max_fan_out, 1),
+      number("schedules.resync_interval_ms",
+             "the schedule controller's pass interval: how late a tick may fire (default 1000)",
+             &c.schedules_resync_interval_ms, 10),
       text("artifacts.root",
            "where run artifacts are stored; uploads are spooled in <root>/.spool (default "
            "<home>/artifacts)",
@@ -296,6 +309,7 @@ StatusOr<ServerConfig> LoadServerConfig(const std::map<std::string, std::string>
   }
   if (c.store.empty()) c.store = "sqlite://" + c.home + "/lathe.db";
   if (c.artifacts_root.empty()) c.artifacts_root = c.home + "/artifacts";
+  if (c.pipelines_data_root.empty()) c.pipelines_data_root = c.home + "/pipelines";
   return c;
 }
 

@@ -37,6 +37,11 @@ struct ServerConfig {
   std::string local_memory;         // per node, e.g. "16Gi"; "" = detected
   int64_t jobs_kill_grace_ms = 10'000;
   int64_t jobs_log_max_bytes = 64 << 20;
+  // Pipelines and schedules (docs/config.md "Pipelines").
+  std::string pipelines_data_root;  // default: <home>/pipelines
+  int64_t pipelines_resync_interval_ms = 200;
+  int64_t pipelines_max_fan_out = 10'000;
+  int64_t schedules_resync_interval_ms = 1000;
   // Run artifacts (docs/tracking.md "Artifacts").
   std::string artifacts_root;  // default: <home>/artifacts
   int64_t artifacts_max_file_bytes = int64_t{5} << 30;

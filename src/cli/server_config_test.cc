@@ -119,5 +119,28 @@ TEST_F(ServerConfigTest, ArtifactsDefaultUnderHomeAndTakeByteQuantities) {
   }
 }
 
+TEST_F(ServerConfigTest, PipelineSettingsDefaultUnderHomeAndComeFromTheFile) {
+  auto c = LoadServerConfig({{"home", dir_}}, Getenv({}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->pipelines_data_root, dir_ + "/pipelines");
+  EXPECT_EQ(c->pipelines_resync_interval_ms, 200);
+  EXPECT_EQ(c->pipelines_max_fan_out, 10'000);
+  EXPECT_EQ(c->schedules_resync_interval_ms, 1000);
+
+  std::string file = Write(
+      "pipelines:\n  data_root: /srv/steps\n  resync_interval_ms: 50\n  max_fan_out: 64\n"
+      "schedules:\n  resync_interval_ms: 250\n");
+  auto f = LoadServerConfig({{"home", dir_}, {"config", file}}, Getenv({}));
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->pipelines_data_root, "/srv/steps");
+  EXPECT_EQ(f->pipelines_resync_interval_ms, 50);
+  EXPECT_EQ(f->pipelines_max_fan_out, 64);
+  EXPECT_EQ(f->schedules_resync_interval_ms, 250);
+
+  auto bad = LoadServerConfig({{"home", dir_}, {"pipelines.max_fan_out", "0"}}, Getenv({}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().field(), "pipelines.max_fan_out");
+}
+
 }  // namespace
 }  // namespace lathe::cli

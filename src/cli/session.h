@@ -1,4 +1,5 @@
-// What the client commands share (commands.cc, job_commands.cc): a
+// What the client commands share (commands.cc, job_commands.cc,
+// pipeline_commands.cc): a
 // connection to the server with the chosen output format, and small helpers
 // for request paths and bodies. Internal to src/cli.
 #pragma once
@@ -34,6 +35,12 @@ std::string JsonBody(const std::function<void(JsonWriter&)>& fn);
 
 // `s` percent-encoded as one path segment.
 std::string Seg(const std::string& s);
+
+// A YAML or JSON mapping from a file ("-": standard input); errors name -f.
+StatusOr<JsonValue> ReadSpecFile(const std::string& path);
+
+// `tar -czf - -C dir .` of a --code directory: the snapshot to upload.
+StatusOr<std::string> TarDirectory(const std::string& dir);
 
 // Prints one page (l.limit > 0) or every page of a list endpoint; a next
 // page token goes to stderr.
