@@ -231,6 +231,7 @@ Status JobController::Impl::Save(JobRecord& job, Phase expected, Phase next, std
     tenancy.ForgetCachedTokens();
     spec_cache.erase(job.id);
     EndRun(job);
+    if (options.on_job_terminal) options.on_job_terminal(job);
   }
   if (expected != next) {
     transitions.Increment();
@@ -434,6 +435,22 @@ Status JobController::Impl::PrepareLaunches(JobRecord& job, const std::vector<Ta
     l.env["LATHE_JOB_NAME"] = job.spec.name;
     l.env["LATHE_ATTEMPT"] = std::to_string(job.attempt);
     if (!job.run_id.empty()) l.env["LATHE_RUN_ID"] = job.run_id;
+    if (job.spec.pipeline) {
+      const spec::JobSpec::PipelineContext& pc = *job.spec.pipeline;
+      l.env["LATHE_PIPELINE_RUN_ID"] = pc.run_id;
+      l.env["LATHE_PIPELINE_STEP"] = pc.node;
+      l.env["LATHE_OUTPUTS"] = pc.outputs_dir;
+      // The step writes its outputs into parameters/ and artifacts/; the
+      // pipeline controller reads them there once the job succeeded.
+      std::error_code ec;
+      for (const char* sub : {"parameters", "artifacts"}) {
+        std::filesystem::create_directories(std::filesystem::path(pc.outputs_dir) / sub, ec);
+        if (ec) {
+          return InternalError(fmt::format("job {}: cannot create {}/{}: {}", job.id,
+                                           pc.outputs_dir, sub, ec.message()));
+        }
+      }
+    }
     if (!options.python_path.empty()) {
       auto it = l.env.find("PYTHONPATH");
       l.env["PYTHONPATH"] = it == l.env.end() ? options.python_path
@@ -752,6 +769,10 @@ Status JobController::Impl::EnsureRun(JobRecord& job) {
   req.tags = {{"lathe.job_id", job.id}, {"lathe.job_name", job.spec.name}};
   // Lineage (docs/registry.md): the code snapshot the job ran.
   if (!job.code.empty()) req.tags.push_back({"lathe.code_digest", job.code});
+  if (job.spec.pipeline) {
+    req.tags.push_back({"lathe.pipeline_run_id", job.spec.pipeline->run_id});
+    req.tags.push_back({"lathe.pipeline_step", job.spec.pipeline->node});
+  }
   ASSIGN_OR_RETURN(tracking::Run run, options.tracking->CreateRun(p, job.project, req));
   RETURN_IF_ERROR(store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
     RETURN_IF_ERROR(SetJobRun(tx, job.id, run.info.run_id));

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,10 @@ struct ControllerOptions {
   // Creates the tracking run of jobs whose spec asks for one
   // (`tracking: {experiment}`) and ends it with the job; null = no runs.
   tracking::TrackingService* tracking = nullptr;
+  // Called on the controller thread after a job's terminal phase is stored
+  // (the pipeline controller's Poke, so a step's end is seen at once).
+  // Must not block; null = nobody to tell.
+  std::function<void(const JobRecord&)> on_job_terminal;
 };
 
 class JobController {

@@ -100,7 +100,7 @@ StatusOr<JobRecord> JobFromRow(const std::vector<Value>& r, SpecCache* cache = n
     j.spec = *cached;
   } else {
     ASSIGN_OR_RETURN(JsonValue spec_json, ParseJson(AsText(r[4])));
-    auto parsed = spec::ParseJobSpec(spec_json);
+    auto parsed = spec::ParseJobSpec(spec_json, "", /*trusted=*/true);
     if (!parsed.ok()) {
       return DataLossError(fmt::format("job {}: stored spec does not parse: {}", j.id,
                                        parsed.status().message()));
@@ -232,58 +232,19 @@ StatusOr<std::vector<JobRecord>> JobService::Submit(const Principal& p,
   const int64_t now = clock_.NowMicros();
   Status st = store::RunInTx(store_, TxMode::kWrite, [&](Tx& tx) -> Status {
     out.clear();
-    ASSIGN_OR_RETURN(ResultSet qs, tx.Query("SELECT name, parent FROM queues"));
-    std::unordered_map<std::string, bool> is_leaf;
-    for (const auto& r : qs.rows) is_leaf.emplace(AsText(r[0]), true);
-    for (const auto& r : qs.rows) {
-      if (!AsText(r[1]).empty()) is_leaf[AsText(r[1])] = false;
-    }
     for (size_t i = 0; i < jobs.size(); ++i) {
-      const spec::JobSpec& s = jobs[i];
-      auto q = is_leaf.find(s.queue);
-      if (q == is_leaf.end()) {
-        return prefix(i, InvalidArgumentError(
-                             fmt::format("queue: \"{}\" does not exist (see `lathe queue ls`)", s.queue),
-                             "queue"));
-      }
-      if (!q->second) {
-        return prefix(i, InvalidArgumentError(
-                             fmt::format("queue: \"{}\" has child queues; jobs go to leaf queues", s.queue),
-                             "queue"));
-      }
-      const tenancy::Project& proj = projects.at(s.project);
+      const tenancy::Project& proj = projects.at(jobs[i].project);
       JobRecord j;
-      j.id = NewId();
       j.project = proj.name;
       j.project_id = proj.id;
       j.created_by = p.user_name;
       j.created_by_id = p.user_id;
-      j.spec = s;
+      j.spec = jobs[i];
       j.code = code;
       j.created_at = now;
-      auto inserted = tx.Exec(
-          "INSERT INTO jobs (id, project_id, name, queue, spec, phase, reason, message, code, "
-          "created_by, created_by_id, created_at, ttl_seconds, next_event) VALUES (?, ?, ?, ?, ?, "
-          "'pending', 'Submitted', '', ?, ?, ?, ?, ?, 1)",
-          {j.id, j.project_id, s.name, s.queue, EncodeSpec(s), code, j.created_by, j.created_by_id,
-           now, s.ttl_seconds_after_finished.value_or(0)});
-      if (!inserted.ok()) {
-        if (inserted.status().code() == StatusCode::kAlreadyExists) {
-          return prefix(i, AlreadyExistsError(
-                               fmt::format("name: a job named \"{}\" already exists in project "
-                                           "\"{}\" (remove it first, or pick another name)",
-                                           s.name, proj.name),
-                               "name"));
-        }
-        return inserted.status();
-      }
-      RETURN_IF_ERROR(tx.Exec("INSERT INTO job_events (job_id, seq, time, type, reason, message) "
-                              "VALUES (?, 0, ?, 'Normal', 'Submitted', ?)",
-                              {j.id, now,
-                               fmt::format("submitted by {} to queue {}", p.user_name, s.queue)})
-                          .status());
-      j.reason = "Submitted";
-      out.push_back(std::move(j));
+      auto inserted = InsertJob(tx, std::move(j));
+      if (!inserted.ok()) return prefix(i, inserted.status());
+      out.push_back(std::move(*inserted));
     }
     return OkStatus();
   });
@@ -515,6 +476,57 @@ Status JobService::EnsureDefaultQueue() {
 }
 
 // ---------------------------------------------------------------- store helpers
+
+StatusOr<JobRecord> InsertJob(Tx& tx, JobRecord job, const std::string& event_message) {
+  const spec::JobSpec& s = job.spec;
+  ASSIGN_OR_RETURN(ResultSet qs, tx.Query("SELECT (SELECT COUNT(*) FROM queues WHERE name = ?), "
+                                          "(SELECT COUNT(*) FROM queues WHERE parent = ?)",
+                                          {s.queue, s.queue}));
+  if (AsInt(qs.rows[0][0]) == 0) {
+    return InvalidArgumentError(
+        fmt::format("queue: \"{}\" does not exist (see `lathe queue ls`)", s.queue), "queue");
+  }
+  if (AsInt(qs.rows[0][1]) > 0) {
+    return InvalidArgumentError(
+        fmt::format("queue: \"{}\" has child queues; jobs go to leaf queues", s.queue), "queue");
+  }
+  if (job.id.empty()) job.id = NewId();
+  auto inserted = tx.Exec(
+      "INSERT INTO jobs (id, project_id, name, queue, spec, phase, reason, message, code, "
+      "created_by, created_by_id, created_at, ttl_seconds, next_event) VALUES (?, ?, ?, ?, ?, "
+      "'pending', 'Submitted', '', ?, ?, ?, ?, ?, 1)",
+      {job.id, job.project_id, s.name, s.queue, EncodeSpec(s), job.code, job.created_by,
+       job.created_by_id, job.created_at, s.ttl_seconds_after_finished.value_or(0)});
+  if (!inserted.ok()) {
+    if (inserted.status().code() == StatusCode::kAlreadyExists) {
+      return AlreadyExistsError(fmt::format("name: a job named \"{}\" already exists in project "
+                                            "\"{}\" (remove it first, or pick another name)",
+                                            s.name, job.project),
+                                "name");
+    }
+    return inserted.status();
+  }
+  const std::string message = event_message.empty()
+                                  ? fmt::format("submitted by {} to queue {}", job.created_by, s.queue)
+                                  : event_message;
+  RETURN_IF_ERROR(tx.Exec("INSERT INTO job_events (job_id, seq, time, type, reason, message) "
+                          "VALUES (?, 0, ?, 'Normal', 'Submitted', ?)",
+                          {job.id, job.created_at, message})
+                      .status());
+  job.phase = Phase::kPending;
+  job.reason = "Submitted";
+  return job;
+}
+
+Status RequestJobCancel(Tx& tx, const std::string& id, const std::string& why, int64_t now_us) {
+  ASSIGN_OR_RETURN(ResultSet rs,
+                   tx.Query("SELECT phase, cancel_requested FROM jobs WHERE id = ?", {id}));
+  if (rs.empty()) return NotFoundError(fmt::format("job {} not found", id));
+  ASSIGN_OR_RETURN(Phase phase, ParsePhase(AsText(rs.rows[0][0])));
+  if (IsTerminal(phase) || AsInt(rs.rows[0][1]) != 0) return OkStatus();
+  RETURN_IF_ERROR(tx.Exec("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", {id}).status());
+  return InsertEvent(tx, id, {0, now_us, "Normal", "CancelRequested", why});
+}
 
 StatusOr<JobRecord> LoadJob(Tx& tx, const std::string& id) {
   ASSIGN_OR_RETURN(ResultSet rs, tx.Query(SelectJobs("j.id = ?"), {id}));

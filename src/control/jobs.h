@@ -135,6 +135,20 @@ class JobService {
 
 // ---- store helpers shared with the controller (no authorization)
 
+// Inserts `job` (pending, with its "Submitted" event) inside the caller's
+// transaction, so a caller can record what the job is for in the same
+// commit (the pipeline controller: the node's attempt). The caller fills
+// project, project_id, created_by(_id), spec, code and created_at; `id` is
+// generated when empty. INVALID_ARGUMENT (field "queue") for a queue that
+// does not exist or is not a leaf, ALREADY_EXISTS (field "name") for a name
+// taken in the project (the transaction is then poisoned). `event_message`
+// "" = "submitted by USER to queue Q". No authorization.
+StatusOr<JobRecord> InsertJob(store::Tx& tx, JobRecord job, const std::string& event_message = "");
+// Marks a job for cancellation without the checks of who may (a controller
+// acting for the job's owner); OK and nothing happens for a terminal job or
+// one already marked. NOT_FOUND when there is no such job.
+Status RequestJobCancel(store::Tx& tx, const std::string& id, const std::string& why,
+                        int64_t now_us);
 // Reads one job row by id (any project).
 StatusOr<JobRecord> LoadJob(store::Tx& tx, const std::string& id);
 // Active (non-terminal) jobs, oldest first. Specs never change once

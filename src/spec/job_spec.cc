@@ -483,12 +483,12 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
          a.timeout_seconds == b.timeout_seconds &&
          a.ttl_seconds_after_finished == b.ttl_seconds_after_finished &&
          a.node_selector == b.node_selector && a.tracking_experiment == b.tracking_experiment &&
+         a.pipeline == b.pipeline &&
          std::equal(a.tolerations.begin(), a.tolerations.end(), b.tolerations.begin(),
                     b.tolerations.end(), SameToleration);
 }
 
 StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path, bool trusted) {
-  (void)trusted;  // `pipeline` is decoded in the pipeline controller change
   ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(v, path));
   JobSpec spec;
   std::string framework = "none";
@@ -507,6 +507,12 @@ StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path, bool
   RETURN_IF_ERROR(r.StringMap("node_selector", &spec.node_selector));
   ASSIGN_OR_RETURN(const JsonValue* tolerations, r.Value("tolerations"));
   ASSIGN_OR_RETURN(const JsonValue* tracking, r.Value("tracking"));
+  // Only Lathe sets `pipeline` (on a step's job); from users it stays an
+  // unknown field, which Finish() rejects.
+  const JsonValue* pipeline = nullptr;
+  if (trusted) {
+    ASSIGN_OR_RETURN(pipeline, r.Value("pipeline"));
+  }
   RETURN_IF_ERROR(r.Finish());
 
   RETURN_IF_ERROR(CheckName(spec.name, r.PathOf("name")));
@@ -571,6 +577,15 @@ StatusOr<JobSpec> ParseJobSpec(const JsonValue& v, const std::string& path, bool
     }
     spec.tracking_experiment = std::move(experiment);
   }
+  if (pipeline != nullptr) {
+    ASSIGN_OR_RETURN(ObjectReader pr, ObjectReader::Make(*pipeline, r.PathOf("pipeline")));
+    JobSpec::PipelineContext ctx;
+    RETURN_IF_ERROR(pr.String("run_id", &ctx.run_id, Presence::kRequired));
+    RETURN_IF_ERROR(pr.String("node", &ctx.node, Presence::kRequired));
+    RETURN_IF_ERROR(pr.String("outputs_dir", &ctx.outputs_dir, Presence::kRequired));
+    RETURN_IF_ERROR(pr.Finish());
+    spec.pipeline = std::move(ctx);
+  }
   if (tolerations != nullptr) {
     std::string tf = r.PathOf("tolerations");
     if (!tolerations->is_array()) {
@@ -627,6 +642,13 @@ void WriteJobSpec(JsonWriter& w, const JobSpec& spec) {
   WriteStringMap(w, "node_selector", spec.node_selector);
   if (spec.tracking_experiment) {
     w.Key("tracking").BeginObject().Field("experiment", *spec.tracking_experiment).EndObject();
+  }
+  if (spec.pipeline) {
+    w.Key("pipeline").BeginObject();
+    w.Field("run_id", spec.pipeline->run_id);
+    w.Field("node", spec.pipeline->node);
+    w.Field("outputs_dir", spec.pipeline->outputs_dir);
+    w.EndObject();
   }
   w.Key("tolerations").BeginArray();
   for (const sched::Toleration& t : spec.tolerations) {

@@ -106,6 +106,39 @@ TEST(JobSpec, TrackingNeedsAnExperimentName) {
   }
 }
 
+TEST(JobSpec, PipelineContextOnlyFromTrustedSources) {
+  const std::string doc =
+      "name: j\nroles: [{name: main, command: [\"true\"]}]\n"
+      "pipeline: {run_id: R1, node: \"train[3]\", outputs_dir: /tmp/o}\n";
+  auto v = ParseYaml(doc);
+  ASSERT_TRUE(v.ok());
+  // Users cannot set it: it is an unknown field for them.
+  auto untrusted = ParseJobSpec(*v);
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_EQ(untrusted.status().field(), "pipeline");
+  auto trusted = ParseJobSpec(*v, "", true);
+  ASSERT_TRUE(trusted.ok()) << trusted.status().ToString();
+  ASSERT_TRUE(trusted->pipeline.has_value());
+  EXPECT_EQ(trusted->pipeline->run_id, "R1");
+  EXPECT_EQ(trusted->pipeline->node, "train[3]");
+  EXPECT_EQ(trusted->pipeline->outputs_dir, "/tmp/o");
+  // Stored form round-trips, and the context takes part in equality.
+  std::string json = Canonical(*trusted);
+  auto again = ParseJobSpec(*ParseJson(json), "", true);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(*again == *trusted);
+  JobSpec other = *trusted;
+  other.pipeline->node = "train[4]";
+  EXPECT_FALSE(other == *trusted);
+  // All three members are required.
+  auto partial = ParseYaml("name: j\nroles: [{name: main, command: [\"true\"]}]\n"
+                           "pipeline: {run_id: R1, node: n}\n");
+  ASSERT_TRUE(partial.ok());
+  auto bad = ParseJobSpec(*partial, "", true);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().field(), "pipeline.outputs_dir");
+}
+
 TEST(JobSpec, CanonicalJsonParsesBackEqual) {
   JobSpec spec = MustParse(kFull);
   std::string json = Canonical(spec);
