@@ -23,6 +23,9 @@ PACKAGES=(
   # python3-grpcio and python3-protobuf drive it in tests/test_serve_grpc.py.
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   python3-grpcio python3-protobuf
+  # IANA time zones for cron schedules (src/base/timezone.cc reads
+  # /usr/share/zoneinfo).
+  tzdata
 )
 
 missing=()
