@@ -16,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "base/yaml.h"
@@ -126,14 +127,14 @@ class PipelinesTest : public ::testing::TestWithParam<std::string> {
   }
 
   // A pipeline controller; `thread` false: the test calls Pass().
-  void StartPipelines(bool thread = true) {
+  void StartPipelines(bool thread = true, MetricsRegistry* metrics = nullptr) {
     StopPipelines();
     PipelineControllerOptions po;
     po.data_root = (dir_ / "pipelines").string();
     po.resync_interval_ms = 10;
     po.max_fan_out = 100;
     po.poke_jobs = [this] { job_controller_->Poke(); };
-    auto c = std::make_unique<PipelineController>(*store_, *tenancy_, clock_, po);
+    auto c = std::make_unique<PipelineController>(*store_, *tenancy_, clock_, po, metrics);
     if (thread) c->Start();
     std::lock_guard<std::mutex> lock(pipes_mu_);
     pipes_ = std::move(c);
@@ -809,6 +810,33 @@ steps:
   const std::vector<std::string> ran = Ran();
   for (const char* s : {"a", "b1", "b2", "b3", "c"}) EXPECT_EQ(Count(ran, s), 1) << s;
   for (const NodeRecord& n : run.nodes) EXPECT_EQ(n.attempt, 1) << n.node;
+}
+
+TEST_P(PipelinesTest, LongNamesMakeValidJobNamesAndMetricsCount) {
+  MetricsRegistry metrics;
+  StartPipelines(true, &metrics);
+  const std::string step(40, 's');
+  Create(R"(
+name: a-rather-long-pipeline-name-that-goes-on-and-on
+steps:
+  - name: )" + step + R"(
+    for_each: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    command: "true"
+)");
+  RunRecord run = Wait(Start("a-rather-long-pipeline-name-that-goes-on-and-on").id);
+  ASSERT_EQ(run.state, RunState::kSucceeded) << Describe(run);
+  std::set<std::string> names;
+  for (const NodeRecord& n : run.nodes) {
+    EXPECT_TRUE(tenancy::ValidateName(n.job_name).ok()) << n.job_name;
+    names.insert(n.job_name);
+  }
+  EXPECT_EQ(names.size(), 11u);
+  const std::string text = metrics.Render();
+  EXPECT_NE(text.find("lathe_pipeline_nodes_started_total 11"), std::string::npos) << text;
+  EXPECT_NE(text.find("lathe_pipeline_controller_pass_seconds_count"), std::string::npos);
+  Wait(Start("a-rather-long-pipeline-name-that-goes-on-and-on").id);
+  EXPECT_NE(metrics.Render().find("lathe_pipeline_cache_hits_total 11"), std::string::npos);
+  StopPipelines();  // before `metrics` goes
 }
 
 TEST_P(PipelinesTest, RemoveRefusesWhileARunIsActive) {
