@@ -59,10 +59,10 @@ struct TimeZone::PosixRule {
   enum class Kind { kJulian, kZeroBased, kMonthWeekDay };
   struct Date {
     Kind kind = Kind::kMonthWeekDay;
-    int n = 0;         // Jn: 1..365; n: 0..365
-    int month = 0;     // Mm.w.d
-    int week = 0;      // 1..5 (5 = last)
-    int weekday = 0;   // 0 = Sunday
+    int n = 0;            // Jn: 1..365; n: 0..365
+    int month = 0;        // Mm.w.d
+    int week = 0;         // 1..5 (5 = last)
+    int weekday = 0;      // 0 = Sunday
     int32_t time = 7200;  // local seconds after midnight; -167h..167h (RFC 8536 v3)
   };
   int32_t std_offset = 0;  // seconds east of UTC
@@ -131,8 +131,7 @@ class TzStringParser {
 
  private:
   Status Error(std::string_view what) const {
-    return InvalidArgumentError(
-        fmt::format("TZ string \"{}\": {} at offset {}", s_, what, pos_));
+    return InvalidArgumentError(fmt::format("TZ string \"{}\": {} at offset {}", s_, what, pos_));
   }
   bool AtEnd() const { return pos_ >= s_.size(); }
   char Peek() const { return AtEnd() ? '\0' : s_[pos_]; }
@@ -344,7 +343,7 @@ bool TimeZone::InRule(int64_t t) const {
 }
 
 std::vector<TimeZone::Transition> TimeZone::RuleTransitions(int64_t year_from,
-                                                             int64_t year_to) const {
+                                                            int64_t year_to) const {
   std::vector<Transition> out;
   if (rule_ == nullptr || !rule_->has_dst) return out;
   const PosixRule& r = *rule_;
@@ -407,7 +406,8 @@ std::optional<TimeZone::Change> TimeZone::NextChange(int64_t utc_seconds) const 
   }
   if (!rule_->has_dst) {
     // The rule's fixed offset takes over just after the last transition.
-    if (rule_->std_offset != cur && !transitions_.empty() && utc_seconds < transitions_.back().at + 1) {
+    if (rule_->std_offset != cur && !transitions_.empty() &&
+        utc_seconds < transitions_.back().at + 1) {
       return Change{transitions_.back().at + 1, cur, rule_->std_offset};
     }
     return std::nullopt;
@@ -437,7 +437,8 @@ std::optional<TimeZone::Change> TimeZone::PrevChange(int64_t utc_seconds) const 
                              [](int64_t v, const Transition& tr) { return v < tr.at; });
   for (size_t i = static_cast<size_t>(it - transitions_.begin()); i-- > 0;) {
     int32_t before = i == 0 ? initial_offset_ : transitions_[i - 1].offset;
-    if (before != transitions_[i].offset) return Change{transitions_[i].at, before, transitions_[i].offset};
+    if (before != transitions_[i].offset)
+      return Change{transitions_[i].at, before, transitions_[i].offset};
   }
   return std::nullopt;
 }
@@ -469,7 +470,8 @@ std::vector<int64_t> TimeZone::LocalToUtc(int64_t local_seconds) const {
 
 Status CheckTimeZoneName(const std::string& name) {
   auto bad = [&](std::string_view why) {
-    return InvalidArgumentError(fmt::format("time zone \"{}\" {}", name.size() > 64 ? name.substr(0, 64) + "..." : name, why));
+    return InvalidArgumentError(fmt::format(
+        "time zone \"{}\" {}", name.size() > 64 ? name.substr(0, 64) + "..." : name, why));
   };
   if (name.empty()) return bad("is empty");
   if (name.size() > 255) return bad("is longer than 255 characters");
@@ -505,8 +507,8 @@ StatusOr<std::shared_ptr<const TimeZone>> LoadTimeZone(const std::string& name) 
   constexpr uintmax_t kMaxSize = 1 << 20;
   uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec || size > kMaxSize) {
-    return InvalidArgumentError(fmt::format("time zone \"{}\": {} is not a zone file", name,
-                                            path.string()));
+    return InvalidArgumentError(
+        fmt::format("time zone \"{}\": {} is not a zone file", name, path.string()));
   }
   std::ifstream in(path, std::ios::binary);
   std::ostringstream data;

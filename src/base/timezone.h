@@ -33,7 +33,9 @@ int WeekdayFromDays(int64_t days);
 bool IsLeapYear(int64_t year);
 int DaysInMonth(int64_t year, int month);
 // Floor division, for times before the epoch.
-inline int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+inline int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 class TimeZone {
  public:
@@ -71,8 +73,8 @@ class TimeZone {
 
  private:
   struct Transition {
-    int64_t at;       // UTC seconds
-    int32_t offset;   // seconds east of UTC from `at` on
+    int64_t at;      // UTC seconds
+    int32_t offset;  // seconds east of UTC from `at` on
   };
   // Changes of the footer rule whose year is in [year_from, year_to],
   // oldest first, each with the offset in effect from it on.

@@ -90,8 +90,8 @@ std::shared_ptr<const TimeZone> SystemZone(const std::string& name) {
   return *tz;
 }
 
-#define REQUIRE_ZONE(var, name)                                          \
-  auto var = SystemZone(name);                                           \
+#define REQUIRE_ZONE(var, name) \
+  auto var = SystemZone(name);  \
   if (var == nullptr) GTEST_SKIP() << name << " is not installed (tzdata)"
 
 TEST(Calendar, CivilDaysRoundTripAndKnownDates) {
@@ -100,8 +100,8 @@ TEST(Calendar, CivilDaysRoundTripAndKnownDates) {
   EXPECT_EQ(DaysFromCivil(2024, 2, 29), 19782);
   EXPECT_EQ(DaysFromCivil(2026, 11, 23), 20780);
   EXPECT_EQ(DaysFromCivil(2026, 12, 0), DaysFromCivil(2026, 11, 30));  // day 0 = the day before
-  EXPECT_EQ(WeekdayFromDays(DaysFromCivil(2026, 11, 23)), 1);        // a Monday
-  EXPECT_EQ(WeekdayFromDays(DaysFromCivil(1969, 12, 28)), 0);        // a Sunday before the epoch
+  EXPECT_EQ(WeekdayFromDays(DaysFromCivil(2026, 11, 23)), 1);          // a Monday
+  EXPECT_EQ(WeekdayFromDays(DaysFromCivil(1969, 12, 28)), 0);          // a Sunday before the epoch
   for (int64_t days = -800000; days <= 800000; days += 997) {
     CivilDate d = CivilFromDays(days);
     ASSERT_EQ(DaysFromCivil(d.year, d.month, d.day), days);

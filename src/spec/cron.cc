@@ -45,20 +45,21 @@ struct FieldKind {
 constexpr FieldKind kMinute{"minute", 0, 59, {}, ""};
 constexpr FieldKind kHour{"hour", 0, 23, {}, ""};
 constexpr FieldKind kDom{"day of month", 1, 31, {}, ""};
-constexpr FieldKind kMonth{"month",
-                           1,
-                           12,
-                           {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
-                            "NOV", "DEC"},
-                           " (or JAN-DEC)"};
+constexpr FieldKind kMonth{
+    "month",
+    1,
+    12,
+    {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"},
+    " (or JAN-DEC)"};
 // 7 is Sunday too, as in Vixie cron.
-constexpr FieldKind kDow{"day of week", 0, 7, {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"},
-                         " (or SUN-SAT)"};
+constexpr FieldKind kDow{
+    "day of week", 0, 7, {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"}, " (or SUN-SAT)"};
 
 char Upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
 
 StatusOr<int> ParseValue(std::string_view tok, const FieldKind& k, const std::string& field) {
-  if (!tok.empty() && std::all_of(tok.begin(), tok.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (!tok.empty() &&
+      std::all_of(tok.begin(), tok.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     if (tok.size() > 4) {
       return FieldError(field, fmt::format("{} {} out of range {}-{}", k.name, tok, k.min, k.max));
     }
@@ -77,7 +78,8 @@ StatusOr<int> ParseValue(std::string_view tok, const FieldKind& k, const std::st
       }
     }
   }
-  return FieldError(field, fmt::format("{} {} is not a number{}", k.name, Quote(tok), k.names_hint));
+  return FieldError(field,
+                    fmt::format("{} {} is not a number{}", k.name, Quote(tok), k.names_hint));
 }
 
 // One field: a comma list of `*`, `a`, `a-b`, each optionally `/step`
@@ -104,7 +106,8 @@ Status ParseField(std::string_view text, const FieldKind& k, const std::string& 
       bool digits = !s.empty() && s.size() <= 4 &&
                     std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
       if (!digits) {
-        return FieldError(field, fmt::format("step {} in {} field is not a number", Quote(s), k.name));
+        return FieldError(field,
+                          fmt::format("step {} in {} field is not a number", Quote(s), k.name));
       }
       step = 0;
       for (char c : s) step = step * 10 + (c - '0');
@@ -278,8 +281,7 @@ std::optional<int64_t> PrevSeconds(const CronExpr& c, const TimeZone& tz, int64_
     lo = std::max(lo, horizon + off);
     if (std::optional<int64_t> l = LastMatch(c, t + off, lo)) return *l - off;
     if (!prev || seg_start < horizon) return std::nullopt;
-    if (!every_hour && seg_local > prev_local_end &&
-        LastMatch(c, seg_local - 1, prev_local_end)) {
+    if (!every_hour && seg_local > prev_local_end && LastMatch(c, seg_local - 1, prev_local_end)) {
       return seg_start;
     }
     t = seg_start - 1;

@@ -31,9 +31,10 @@ std::string Quote(std::string_view s) {
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 Status CheckName(const std::string& value, const std::string& field) {
-  bool ok = !value.empty() && value.size() <= 63 && IsLowerAlnum(value.front()) &&
-            IsLowerAlnum(value.back()) &&
-            std::all_of(value.begin(), value.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
+  bool ok =
+      !value.empty() && value.size() <= 63 && IsLowerAlnum(value.front()) &&
+      IsLowerAlnum(value.back()) &&
+      std::all_of(value.begin(), value.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
   if (ok) return OkStatus();
   return FieldError(field, fmt::format("{} is not a valid name (1-63 characters of a-z, 0-9 and "
                                        "'-', starting and ending with a letter or digit)",
@@ -201,8 +202,8 @@ StatusOr<std::vector<int64_t>> DateSkipped(const ScheduleSpec& s, const TimeZone
 
 StatusOr<int64_t> ParseTimeField(const JsonValue* v, const std::string& field) {
   if (!v->is_string()) {
-    return FieldError(field, fmt::format("expected an RFC 3339 time string, got {}",
-                                         JsonTypeName(v->type())));
+    return FieldError(
+        field, fmt::format("expected an RFC 3339 time string, got {}", JsonTypeName(v->type())));
   }
   return ParseRfc3339(v->as_string(), field);
 }
@@ -240,8 +241,8 @@ StatusOr<int64_t> ParseRfc3339(std::string_view text, const std::string& field) 
   char sep = text[10];
   if (sep != 'T' && sep != 't' && sep != ' ') return bad();
   int h = 0, mi = 0, sec = 0;
-  if (!Digits(text, 11, 2, &h) || text[13] != ':' || !Digits(text, 14, 2, &mi) ||
-      text[16] != ':' || !Digits(text, 17, 2, &sec)) {
+  if (!Digits(text, 11, 2, &h) || text[13] != ':' || !Digits(text, 14, 2, &mi) || text[16] != ':' ||
+      !Digits(text, 17, 2, &sec)) {
     return bad();
   }
   if (h > 23 || mi > 59 || sec > 59) {
@@ -301,8 +302,7 @@ StatusOr<ScheduleSpec> ParseScheduleSpec(const JsonValue& v, const ZoneLoader& l
   ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(v, ""));
   ScheduleSpec s;
   std::string overlap = "Allow";
-  int64_t max_concurrency = s.max_concurrency, retries = s.retries,
-          history_limit = s.history_limit;
+  int64_t max_concurrency = s.max_concurrency, retries = s.retries, history_limit = s.history_limit;
   std::vector<std::string> skip_dates;
   RETURN_IF_ERROR(r.String("name", &s.name, Presence::kRequired));
   RETURN_IF_ERROR(r.String("project", &s.project));
@@ -333,9 +333,9 @@ StatusOr<ScheduleSpec> ParseScheduleSpec(const JsonValue& v, const ZoneLoader& l
                         fmt::format("expected an integer, got {}", JsonTypeName(version->type())));
     }
     if (version->as_int() < 1) {
-      return FieldError("pipeline_version",
-                        fmt::format("{} must be at least 1 (leave it out for the latest)",
-                                    version->as_int()));
+      return FieldError(
+          "pipeline_version",
+          fmt::format("{} must be at least 1 (leave it out for the latest)", version->as_int()));
     }
     s.pipeline_version = version->as_int();
   }
@@ -348,7 +348,8 @@ StatusOr<ScheduleSpec> ParseScheduleSpec(const JsonValue& v, const ZoneLoader& l
   }
   if (cron != nullptr) {
     if (!cron->is_string()) {
-      return FieldError("cron", fmt::format("expected a string, got {}", JsonTypeName(cron->type())));
+      return FieldError("cron",
+                        fmt::format("expected a string, got {}", JsonTypeName(cron->type())));
     }
     ASSIGN_OR_RETURN(s.cron, ParseCron(cron->as_string(), "cron"));
   } else {
@@ -386,8 +387,8 @@ StatusOr<ScheduleSpec> ParseScheduleSpec(const JsonValue& v, const ZoneLoader& l
   } else if (overlap == "Replace") {
     s.overlap = OverlapPolicy::kReplace;
   } else {
-    return FieldError("overlap",
-                      fmt::format("{} is not an overlap policy (Allow, Forbid, Replace)", Quote(overlap)));
+    return FieldError("overlap", fmt::format("{} is not an overlap policy (Allow, Forbid, Replace)",
+                                             Quote(overlap)));
   }
   if (max_concurrency < 1 || max_concurrency > kMaxConcurrency) {
     return FieldError("max_concurrency",
@@ -405,7 +406,8 @@ StatusOr<ScheduleSpec> ParseScheduleSpec(const JsonValue& v, const ZoneLoader& l
   s.history_limit = static_cast<int>(history_limit);
 
   if (skip_dates.size() > kMaxSkipDates) {
-    return FieldError("skip_dates", fmt::format("{} dates; at most {}", skip_dates.size(), kMaxSkipDates));
+    return FieldError("skip_dates",
+                      fmt::format("{} dates; at most {}", skip_dates.size(), kMaxSkipDates));
   }
   for (size_t i = 0; i < skip_dates.size(); ++i) {
     std::string f = fmt::format("skip_dates[{}]", i);
@@ -421,7 +423,8 @@ StatusOr<ScheduleSpec> ParseScheduleSpec(const JsonValue& v, const ZoneLoader& l
   if (params == nullptr) {
     s.params = JsonValue::MakeObject({});
   } else if (!params->is_object()) {
-    return FieldError("params", fmt::format("expected an object, got {}", JsonTypeName(params->type())));
+    return FieldError("params",
+                      fmt::format("expected an object, got {}", JsonTypeName(params->type())));
   } else {
     s.params = *params;
   }
@@ -498,7 +501,8 @@ StatusOr<DueTicks> PlanTicks(const ScheduleSpec& s, const TimeZone& tz, int64_t 
     }
     due.handled_through = due.run.size() == limit ? due.run.back() : through_all;
   } else {
-    ASSIGN_OR_RETURN(std::optional<int64_t> latest, PrevNotSkipped(s, tz, now_us + 1, bounded_prev));
+    ASSIGN_OR_RETURN(std::optional<int64_t> latest,
+                     PrevNotSkipped(s, tz, now_us + 1, bounded_prev));
     if (latest && *latest > after) {
       due.run.push_back(*latest);
       int64_t t = after;
@@ -520,9 +524,9 @@ StatusOr<DueTicks> PlanTicks(const ScheduleSpec& s, const TimeZone& tz, int64_t 
 StatusOr<std::vector<int64_t>> TicksBetween(const ScheduleSpec& s, const TimeZone& tz,
                                             int64_t from_us, int64_t to_us, size_t limit) {
   if (from_us > to_us) {
-    return InvalidArgumentError(fmt::format("from: {} is after to {}", FormatTimeUtc(from_us),
-                                            FormatTimeUtc(to_us)),
-                                "from");
+    return InvalidArgumentError(
+        fmt::format("from: {} is after to {}", FormatTimeUtc(from_us), FormatTimeUtc(to_us)),
+        "from");
   }
   auto next = [&](int64_t a) { return RecurrenceNext(s, tz, a); };
   std::vector<int64_t> out;

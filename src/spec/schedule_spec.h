@@ -96,24 +96,24 @@ enum class OverlapPolicy { kAllow, kForbid, kReplace };
 std::string_view OverlapPolicyName(OverlapPolicy p);  // "Allow", "Forbid", "Replace"
 
 struct ScheduleSpec {
-  std::string name;      // [a-z0-9-], 1..63, unique in the project
-  std::string project;   // "" when the document has none
-  std::string pipeline;  // pipeline name in the same project
+  std::string name;                         // [a-z0-9-], 1..63, unique in the project
+  std::string project;                      // "" when the document has none
+  std::string pipeline;                     // pipeline name in the same project
   std::optional<int64_t> pipeline_version;  // absent = latest at each tick
   std::optional<CronExpr> cron;             // exactly one of cron / interval
   std::optional<int64_t> interval_seconds;
-  std::string timezone = "UTC";             // IANA name
-  std::optional<int64_t> start_us;          // no tick before (RFC 3339 in the document)
-  std::optional<int64_t> end_us;            // no tick after
-  bool catchup = false;                     // off by default
+  std::string timezone = "UTC";     // IANA name
+  std::optional<int64_t> start_us;  // no tick before (RFC 3339 in the document)
+  std::optional<int64_t> end_us;    // no tick after
+  bool catchup = false;             // off by default
   OverlapPolicy overlap = OverlapPolicy::kAllow;
-  int max_concurrency = 1;                  // active runs of this schedule, 1..100
+  int max_concurrency = 1;  // active runs of this schedule, 1..100
   bool depends_on_past = false;
-  int retries = 0;                          // per run: resume-from-failed retries
-  int history_limit = 10;                   // finished runs kept per schedule, 0..1000
+  int retries = 0;         // per run: resume-from-failed retries
+  int history_limit = 10;  // finished runs kept per schedule, 0..1000
   bool paused = false;
-  std::set<std::string> skip_dates;         // "YYYY-MM-DD" in the schedule's zone
-  JsonValue params;                         // object; scheduled_time etc. are added
+  std::set<std::string> skip_dates;  // "YYYY-MM-DD" in the schedule's zone
+  JsonValue params;                  // object; scheduled_time etc. are added
 };
 
 // Decodes and validates. Errors are INVALID_ARGUMENT naming the field from

@@ -38,8 +38,8 @@ std::shared_ptr<const TimeZone> Zone(const std::string& name) {
   return tz.ok() ? *tz : nullptr;
 }
 
-#define REQUIRE_ZONE(var, name)                                          \
-  auto var = Zone(name);                                                 \
+#define REQUIRE_ZONE(var, name) \
+  auto var = Zone(name);        \
   if (var == nullptr) GTEST_SKIP() << name << " is not installed (tzdata)"
 
 // The next `n` cron ticks after `from`, as UTC text.
@@ -138,12 +138,15 @@ TEST(ParseCron, ErrorsNameTheFieldAndToken) {
       {"1,,2 * * * *", "cron: empty item in minute field \"1,,2\""},
       {"1, * * * *", "cron: empty item in minute field \"1,\""},
       {"-5 * * * *", "cron: minute \"\" is not a number"},
-      {"@reboot", "cron: \"@reboot\" is not a cron macro (@yearly, @annually, @monthly, @weekly, "
-                  "@daily, @midnight, @hourly)"},
-      {"0 0 30 2 *", "cron: \"0 0 30 2 *\" never fires (no selected month has the selected days "
-                     "of month)"},
-      {"0 0 31 4,6,9,11 *", "cron: \"0 0 31 4,6,9,11 *\" never fires (no selected month has the "
-                            "selected days of month)"},
+      {"@reboot",
+       "cron: \"@reboot\" is not a cron macro (@yearly, @annually, @monthly, @weekly, "
+       "@daily, @midnight, @hourly)"},
+      {"0 0 30 2 *",
+       "cron: \"0 0 30 2 *\" never fires (no selected month has the selected days "
+       "of month)"},
+      {"0 0 31 4,6,9,11 *",
+       "cron: \"0 0 31 4,6,9,11 *\" never fires (no selected month has the "
+       "selected days of month)"},
   };
   for (const auto& c : cases) {
     auto r = ParseCron(c.text, "cron");
@@ -165,7 +168,8 @@ TEST(NextCronTick, StepsAcrossHoursDaysAndMonthEnds) {
   EXPECT_THAT(Next("*/15 * * * *", *utc, "2026-01-31T23:50:00Z", 3),
               ElementsAre("2026-02-01T00:00:00Z", "2026-02-01T00:15:00Z", "2026-02-01T00:30:00Z"));
   // Strictly after: a tick at `after` is not returned, fractions count.
-  EXPECT_THAT(Next("0 2 * * *", *utc, "2026-11-01T02:00:00Z", 1), ElementsAre("2026-11-02T02:00:00Z"));
+  EXPECT_THAT(Next("0 2 * * *", *utc, "2026-11-01T02:00:00Z", 1),
+              ElementsAre("2026-11-02T02:00:00Z"));
   EXPECT_THAT(Next("0 2 * * *", *utc, "2026-11-01T01:59:59.999999Z", 1),
               ElementsAre("2026-11-01T02:00:00Z"));
   EXPECT_THAT(Next("0 0 31 * *", *utc, "2026-01-31T00:00:00Z", 4),
@@ -357,16 +361,19 @@ TEST(NextCronTick, AgreesWithBruteForceAroundDstChanges) {
     const char* zone;
     const char* from;
   } windows[] = {
-      {"Europe/Berlin", "2026-03-27T00:00:00Z"},    {"Europe/Berlin", "2026-10-23T00:00:00Z"},
-      {"America/New_York", "2026-03-06T00:00:00Z"}, {"America/New_York", "2026-10-30T00:00:00Z"},
+      {"Europe/Berlin", "2026-03-27T00:00:00Z"},
+      {"Europe/Berlin", "2026-10-23T00:00:00Z"},
+      {"America/New_York", "2026-03-06T00:00:00Z"},
+      {"America/New_York", "2026-10-30T00:00:00Z"},
       {"Australia/Lord_Howe", "2026-04-02T00:00:00Z"},
       {"Australia/Lord_Howe", "2026-10-01T00:00:00Z"},
-      {"Europe/Berlin", "2100-03-26T00:00:00Z"},    {"America/New_York", "2100-11-05T00:00:00Z"},
+      {"Europe/Berlin", "2100-03-26T00:00:00Z"},
+      {"America/New_York", "2100-11-05T00:00:00Z"},
       {"UTC", "2026-02-27T00:00:00Z"},
   };
-  const char* crons[] = {"30 2 * * *",  "*/15 2 * * *", "0,30 1-3 * * *", "30 * * * *",
-                         "*/20 * * * *", "0 3 * * *",   "45 1 * * *",     "15 2 * * 0",
-                         "0 0 * * *",   "*/7 0-4 * * *", "0 * * * *"};
+  const char* crons[] = {"30 2 * * *",   "*/15 2 * * *",  "0,30 1-3 * * *", "30 * * * *",
+                         "*/20 * * * *", "0 3 * * *",     "45 1 * * *",     "15 2 * * 0",
+                         "0 0 * * *",    "*/7 0-4 * * *", "0 * * * *"};
   int checked = 0;
   for (const Window& w : windows) {
     auto tz = Zone(w.zone);
@@ -507,7 +514,8 @@ params: {threshold: 0.9, sample: 100}
 }
 
 TEST(ParseScheduleSpec, DefaultsAndIntervals) {
-  ScheduleSpec s = Spec("name: hourly\npipeline: p\ninterval: 1h30m\nstart: 2026-11-01T00:00:00Z\n");
+  ScheduleSpec s =
+      Spec("name: hourly\npipeline: p\ninterval: 1h30m\nstart: 2026-11-01T00:00:00Z\n");
   EXPECT_EQ(s.interval_seconds, 5400);
   EXPECT_EQ(s.timezone, "UTC");
   EXPECT_FALSE(s.catchup);
@@ -523,8 +531,9 @@ TEST(ParseScheduleSpec, DefaultsAndIntervals) {
   auto again = ParseScheduleSpec(*ParseJson(json), LoadTimeZone);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(Write(*again), json);
-  EXPECT_EQ(Spec("name: a\npipeline: p\ninterval: 3600\nstart: 2026-11-01T00:00:00Z\n").interval_seconds,
-            3600);
+  EXPECT_EQ(
+      Spec("name: a\npipeline: p\ninterval: 3600\nstart: 2026-11-01T00:00:00Z\n").interval_seconds,
+      3600);
   EXPECT_EQ(OverlapPolicyName(OverlapPolicy::kReplace), "Replace");
   // Without a zone loader only the name's syntax is checked.
   auto v = ParseYaml("name: a\npipeline: p\ncron: '@daily'\ntimezone: Mars/Base\n");
@@ -586,8 +595,8 @@ TEST(ParseScheduleSpec, ErrorsNameTheirField) {
       EXPECT_EQ(r.status().message(), c.message) << c.extra;
     }
   }
-  auto bad_name = ParseScheduleSpec(*ParseYaml("name: Nightly\npipeline: p\ncron: '@daily'\n"),
-                                    LoadTimeZone);
+  auto bad_name =
+      ParseScheduleSpec(*ParseYaml("name: Nightly\npipeline: p\ncron: '@daily'\n"), LoadTimeZone);
   EXPECT_EQ(bad_name.status().field(), "name");
   auto no_pipeline = ParseScheduleSpec(*ParseYaml("name: n\ncron: '@daily'\n"), LoadTimeZone);
   EXPECT_EQ(no_pipeline.status().field(), "pipeline");
@@ -619,11 +628,11 @@ TEST(PlanTicks, CatchupOnRunsEveryMissedTickOldestFirst) {
   auto utc = TimeZone::Utc();
   ScheduleSpec s = Hourly(true);
   // Down from 03:10 to 09:30: six missed ticks.
-  DueTicks d = Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"),
-                    "2026-11-01T09:30:00Z");
-  EXPECT_THAT(Fmt(d.run), ElementsAre("2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z",
-                                      "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z",
-                                      "2026-11-01T08:00:00Z", "2026-11-01T09:00:00Z"));
+  DueTicks d =
+      Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"), "2026-11-01T09:30:00Z");
+  EXPECT_THAT(Fmt(d.run),
+              ElementsAre("2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z",
+                          "2026-11-01T07:00:00Z", "2026-11-01T08:00:00Z", "2026-11-01T09:00:00Z"));
   EXPECT_TRUE(d.skipped.empty());
   EXPECT_TRUE(d.date_skipped.empty());
   EXPECT_EQ(FormatTimeUtc(d.handled_through), "2026-11-01T09:00:00Z");
@@ -632,8 +641,8 @@ TEST(PlanTicks, CatchupOnRunsEveryMissedTickOldestFirst) {
 TEST(PlanTicks, CatchupLimitContinuesOnTheNextCall) {
   auto utc = TimeZone::Utc();
   ScheduleSpec s = Hourly(true);
-  DueTicks a = Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"),
-                    "2026-11-01T09:30:00Z", 4);
+  DueTicks a =
+      Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"), "2026-11-01T09:30:00Z", 4);
   EXPECT_THAT(Fmt(a.run), ElementsAre("2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z",
                                       "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z"));
   EXPECT_EQ(a.handled_through, a.run.back());
@@ -647,22 +656,22 @@ TEST(PlanTicks, CatchupLimitContinuesOnTheNextCall) {
 TEST(PlanTicks, CatchupOffRunsOnlyTheLatestAndListsTheRest) {
   auto utc = TimeZone::Utc();
   ScheduleSpec s = Hourly(false);
-  DueTicks d = Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"),
-                    "2026-11-01T09:30:00Z");
+  DueTicks d =
+      Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"), "2026-11-01T09:30:00Z");
   EXPECT_THAT(Fmt(d.run), ElementsAre("2026-11-01T09:00:00Z"));
-  EXPECT_THAT(Fmt(d.skipped), ElementsAre("2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z",
-                                          "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z",
-                                          "2026-11-01T08:00:00Z"));
+  EXPECT_THAT(Fmt(d.skipped),
+              ElementsAre("2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z",
+                          "2026-11-01T07:00:00Z", "2026-11-01T08:00:00Z"));
   EXPECT_EQ(FormatTimeUtc(d.handled_through), "2026-11-01T09:00:00Z");
   // The record is capped; the schedule still moves to the latest tick.
-  DueTicks capped = Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"),
-                         "2026-11-01T09:30:00Z", 2);
+  DueTicks capped =
+      Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"), "2026-11-01T09:30:00Z", 2);
   EXPECT_THAT(Fmt(capped.run), ElementsAre("2026-11-01T09:00:00Z"));
   EXPECT_THAT(Fmt(capped.skipped), ElementsAre("2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z"));
   EXPECT_EQ(FormatTimeUtc(capped.handled_through), "2026-11-01T09:00:00Z");
   // A year of downtime costs one backward search, not 8,760 forward ones.
-  DueTicks year = Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"),
-                       "2027-11-01T00:30:00Z", 3);
+  DueTicks year =
+      Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"), "2027-11-01T00:30:00Z", 3);
   EXPECT_THAT(Fmt(year.run), ElementsAre("2027-11-01T00:00:00Z"));
   EXPECT_EQ(year.skipped.size(), 3u);
 }
@@ -688,8 +697,8 @@ TEST(PlanTicks, TheScheduleBeginsAtCreationOrStart) {
   auto utc = TimeZone::Utc();
   // Created at 00:30: the 00:00 tick is before the beginning, never due.
   DueTicks on = Plan(Hourly(true), *utc, "2026-11-01T00:30:00Z", 0, "2026-11-01T03:10:00Z");
-  EXPECT_THAT(Fmt(on.run), ElementsAre("2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z",
-                                       "2026-11-01T03:00:00Z"));
+  EXPECT_THAT(Fmt(on.run),
+              ElementsAre("2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z", "2026-11-01T03:00:00Z"));
   DueTicks off = Plan(Hourly(false), *utc, "2026-11-01T00:30:00Z", 0, "2026-11-01T03:10:00Z");
   EXPECT_THAT(Fmt(off.run), ElementsAre("2026-11-01T03:00:00Z"));
   EXPECT_THAT(Fmt(off.skipped), ElementsAre("2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z"));
@@ -710,15 +719,15 @@ TEST(PlanTicks, EndIsTheLastTick) {
   auto utc = TimeZone::Utc();
   ScheduleSpec s = Hourly(true);
   s.end_us = T("2026-11-01T05:00:00Z");
-  DueTicks d = Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"),
-                    "2026-11-02T00:00:00Z");
+  DueTicks d =
+      Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"), "2026-11-02T00:00:00Z");
   EXPECT_THAT(Fmt(d.run), ElementsAre("2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z"));
   auto next = NextTick(s, *utc, T("2026-11-01T05:00:00Z"));
   ASSERT_TRUE(next.ok());
   EXPECT_FALSE(next->has_value());
   s.catchup = false;
-  DueTicks off = Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"),
-                      "2026-11-02T00:00:00Z");
+  DueTicks off =
+      Plan(s, *utc, "2026-11-01T00:00:00Z", T("2026-11-01T03:00:00Z"), "2026-11-02T00:00:00Z");
   EXPECT_THAT(Fmt(off.run), ElementsAre("2026-11-01T05:00:00Z"));
   EXPECT_THAT(Fmt(off.skipped), ElementsAre("2026-11-01T04:00:00Z"));
 }
@@ -729,29 +738,29 @@ TEST(PlanTicks, SkipDatesAreNeverDueAndAreReported) {
   s.cron = Cron("0 2 * * *");
   s.timezone = "Europe/Berlin";
   s.skip_dates = {"2026-12-25"};
-  DueTicks on = Plan(s, *berlin, "2026-11-01T00:00:00Z", T("2026-12-23T01:00:00Z"),
-                     "2026-12-27T12:00:00Z");
-  EXPECT_THAT(Fmt(on.run), ElementsAre("2026-12-24T01:00:00Z", "2026-12-26T01:00:00Z",
-                                       "2026-12-27T01:00:00Z"));
+  DueTicks on =
+      Plan(s, *berlin, "2026-11-01T00:00:00Z", T("2026-12-23T01:00:00Z"), "2026-12-27T12:00:00Z");
+  EXPECT_THAT(Fmt(on.run),
+              ElementsAre("2026-12-24T01:00:00Z", "2026-12-26T01:00:00Z", "2026-12-27T01:00:00Z"));
   EXPECT_THAT(Fmt(on.date_skipped), ElementsAre("2026-12-25T01:00:00Z"));
   EXPECT_EQ(FormatTimeUtc(on.handled_through), "2026-12-27T01:00:00Z");
   s.catchup = false;
-  DueTicks off = Plan(s, *berlin, "2026-11-01T00:00:00Z", T("2026-12-23T01:00:00Z"),
-                      "2026-12-27T12:00:00Z");
+  DueTicks off =
+      Plan(s, *berlin, "2026-11-01T00:00:00Z", T("2026-12-23T01:00:00Z"), "2026-12-27T12:00:00Z");
   EXPECT_THAT(Fmt(off.run), ElementsAre("2026-12-27T01:00:00Z"));
   EXPECT_THAT(Fmt(off.skipped), ElementsAre("2026-12-24T01:00:00Z", "2026-12-26T01:00:00Z"));
   EXPECT_THAT(Fmt(off.date_skipped), ElementsAre("2026-12-25T01:00:00Z"));
   // When the skipped date holds the latest tick, the plan moves past it.
   for (bool catchup : {true, false}) {
     s.catchup = catchup;
-    DueTicks d = Plan(s, *berlin, "2026-11-01T00:00:00Z", T("2026-12-24T01:00:00Z"),
-                      "2026-12-25T12:00:00Z");
+    DueTicks d =
+        Plan(s, *berlin, "2026-11-01T00:00:00Z", T("2026-12-24T01:00:00Z"), "2026-12-25T12:00:00Z");
     EXPECT_TRUE(d.run.empty());
     EXPECT_TRUE(d.skipped.empty());
     EXPECT_THAT(Fmt(d.date_skipped), ElementsAre("2026-12-25T01:00:00Z"));
     EXPECT_EQ(FormatTimeUtc(d.handled_through), "2026-12-25T01:00:00Z");
-    DueTicks again = Plan(s, *berlin, "2026-11-01T00:00:00Z", d.handled_through,
-                          "2026-12-25T13:00:00Z");
+    DueTicks again =
+        Plan(s, *berlin, "2026-11-01T00:00:00Z", d.handled_through, "2026-12-25T13:00:00Z");
     EXPECT_TRUE(again.date_skipped.empty());
   }
   // The date is the zone's: 00:30 Berlin on the 25th is 23:30 UTC on the 24th.
@@ -767,10 +776,10 @@ TEST(PlanTicks, DowntimeAcrossDstWithCatchup) {
   ScheduleSpec s = Hourly(true);
   s.cron = Cron("30 2 * * *");
   s.timezone = "Europe/Berlin";
-  DueTicks d = Plan(s, *berlin, "2026-03-01T00:00:00Z", T("2026-03-27T01:30:00Z"),
-                    "2026-03-30T12:00:00Z");
-  EXPECT_THAT(Fmt(d.run), ElementsAre("2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z",
-                                      "2026-03-30T00:30:00Z"));
+  DueTicks d =
+      Plan(s, *berlin, "2026-03-01T00:00:00Z", T("2026-03-27T01:30:00Z"), "2026-03-30T12:00:00Z");
+  EXPECT_THAT(Fmt(d.run),
+              ElementsAre("2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"));
 }
 
 TEST(PlanTicks, RandomDowntimeNeitherRepeatsNorLosesTicks) {
@@ -826,8 +835,9 @@ TEST(PlanTicks, RandomDowntimeNeitherRepeatsNorLosesTicks) {
 
 TEST(Schedules, IntervalsAnchorAtStart) {
   auto utc = TimeZone::Utc();
-  ScheduleSpec s = Spec("name: six\npipeline: p\ninterval: 6h\nstart: 2026-11-01T00:00:00Z\n"
-                        "catchup: true\nskip_dates: [2026-11-03]\n");
+  ScheduleSpec s = Spec(
+      "name: six\npipeline: p\ninterval: 6h\nstart: 2026-11-01T00:00:00Z\n"
+      "catchup: true\nskip_dates: [2026-11-03]\n");
   auto next = [&](std::string_view after) {
     auto t = NextTick(s, *utc, T(after));
     EXPECT_TRUE(t.ok());
@@ -838,9 +848,9 @@ TEST(Schedules, IntervalsAnchorAtStart) {
   EXPECT_EQ(next("2026-11-01T07:00:00Z"), "2026-11-01T12:00:00Z");
   EXPECT_EQ(next("2026-11-02T18:00:00Z"), "2026-11-04T00:00:00Z");  // the 3rd is skipped
   DueTicks d = Plan(s, *utc, "2026-10-01T00:00:00Z", 0, "2026-11-02T01:00:00Z");
-  EXPECT_THAT(Fmt(d.run), ElementsAre("2026-11-01T00:00:00Z", "2026-11-01T06:00:00Z",
-                                      "2026-11-01T12:00:00Z", "2026-11-01T18:00:00Z",
-                                      "2026-11-02T00:00:00Z"));
+  EXPECT_THAT(Fmt(d.run),
+              ElementsAre("2026-11-01T00:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T12:00:00Z",
+                          "2026-11-01T18:00:00Z", "2026-11-02T00:00:00Z"));
   auto prev = PreviousTick(s, *utc, T("2026-11-01T00:00:00Z"));
   ASSERT_TRUE(prev.ok());
   EXPECT_EQ(FormatTimeUtc(*prev), "2026-10-31T18:00:00Z");
@@ -869,9 +879,9 @@ TEST(TicksBetween, BoundsSkipDatesAndLimit) {
   s.end_us = T("2026-11-20T00:00:00Z");
   auto r = TicksBetween(s, *utc, T("2026-11-01T01:00:00Z"), T("2026-11-01T05:00:00Z"), 10);
   ASSERT_TRUE(r.ok());
-  EXPECT_THAT(Fmt(*r), ElementsAre("2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z",
-                                   "2026-11-01T03:00:00Z", "2026-11-01T04:00:00Z",
-                                   "2026-11-01T05:00:00Z"));
+  EXPECT_THAT(Fmt(*r),
+              ElementsAre("2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z", "2026-11-01T03:00:00Z",
+                          "2026-11-01T04:00:00Z", "2026-11-01T05:00:00Z"));
   r = TicksBetween(s, *utc, T("2026-11-01T00:30:00Z"), T("2026-11-01T01:59:59Z"), 10);
   ASSERT_TRUE(r.ok());
   EXPECT_THAT(Fmt(*r), ElementsAre("2026-11-01T01:00:00Z"));
