@@ -308,8 +308,10 @@ CREATE TABLE pipeline_cache (
 )sql";
 
 // Migration 9: schedules of pipeline runs, every tick they handled (one row
-// per (schedule, tick): the guard against duplicate runs after a crash) and
-// backfills.
+// per (schedule, tick): the guard against duplicate runs after a crash; its
+// run's last seen state survives the run's deletion) and backfills. The
+// controller's per-pass reads go through the indexes: queued ticks of a
+// schedule, its ticks with active runs, a backfill's ticks.
 constexpr const char* kSchedulesSql = R"sql(
 CREATE TABLE schedules (
   id             TEXT PRIMARY KEY,
@@ -328,13 +330,17 @@ CREATE TABLE schedule_ticks (
   tick         BIGINT NOT NULL,
   state        TEXT NOT NULL,
   reason       TEXT NOT NULL DEFAULT '',
+  message      TEXT NOT NULL DEFAULT '',
   run_id       TEXT NOT NULL DEFAULT '',
+  run_state    TEXT NOT NULL DEFAULT '',
   backfill_id  TEXT NOT NULL DEFAULT '',
   attempts     INTEGER NOT NULL DEFAULT 0,
   created_at   BIGINT NOT NULL,
   PRIMARY KEY (schedule_id, tick)
 ) WITHOUT ROWID;
-CREATE INDEX schedule_ticks_by_state ON schedule_ticks(state, schedule_id, tick);
+CREATE INDEX schedule_ticks_by_state ON schedule_ticks(schedule_id, state, tick);
+CREATE INDEX schedule_ticks_by_run_state ON schedule_ticks(schedule_id, run_state);
+CREATE INDEX schedule_ticks_by_backfill ON schedule_ticks(backfill_id, tick);
 CREATE TABLE schedule_backfills (
   id               TEXT PRIMARY KEY,
   schedule_id      TEXT NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
