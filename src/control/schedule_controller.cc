@@ -309,7 +309,15 @@ Status ScheduleController::Impl::ObserveRuns(Context& c) {
 
 // 2. Queued ticks of the schedule, oldest first, until one must wait.
 Status ScheduleController::Impl::DrainQueued(Context& c) {
-  for (size_t i = 0; i < options.max_ticks_per_pass && !c.changed; ++i) {
+  bool any = false;
+  RETURN_IF_ERROR(store::RunInTx(store, TxMode::kRead, [&](Tx& tx) -> Status {
+    ASSIGN_OR_RETURN(ResultSet rs, tx.Query("SELECT tick FROM schedule_ticks WHERE schedule_id = ? "
+                                            "AND state = 'queued' AND backfill_id = '' LIMIT 1",
+                                            {c.s.id}));
+    any = !rs.empty();
+    return OkStatus();
+  }));
+  for (size_t i = 0; any && i < options.max_ticks_per_pass && !c.changed; ++i) {
     bool done = false;
     int64_t tick = 0;
     Status run_error;
@@ -512,6 +520,39 @@ Status ScheduleController::Impl::RunBackfills(Context& c) {
     const std::string id = AsText(b[0]);
     const int64_t max_concurrency = AsInt(b[1]);
     ASSIGN_OR_RETURN(Reprocess reprocess, ParseReprocess(AsText(b[2])));
+    // Read first: most passes find a backfill at its concurrency, or done.
+    int64_t total = 0, open = 0, succeeded = 0, active = 0, queued = 0;
+    RETURN_IF_ERROR(store::RunInTx(store, TxMode::kRead, [&](Tx& tx) -> Status {
+      ASSIGN_OR_RETURN(
+          ResultSet counts,
+          tx.Query(fmt::format("SELECT COUNT(*), SUM(CASE WHEN state = 'queued' OR run_state IN "
+                               "{0} THEN 1 ELSE 0 END), SUM(CASE WHEN state = 'created' AND "
+                               "run_state = 'succeeded' THEN 1 ELSE 0 END), SUM(CASE WHEN "
+                               "run_state IN {0} THEN 1 ELSE 0 END), SUM(CASE WHEN state = "
+                               "'queued' THEN 1 ELSE 0 END) FROM schedule_ticks WHERE "
+                               "backfill_id = ?",
+                               kActiveStates),
+                   {id}));
+      total = AsInt(counts.rows[0][0]);
+      open = AsInt(counts.rows[0][1]);
+      succeeded = AsInt(counts.rows[0][2]);
+      active = AsInt(counts.rows[0][3]);
+      queued = AsInt(counts.rows[0][4]);
+      return OkStatus();
+    }));
+    if (open == 0) {
+      // Every tick it took has ended (a RunError tick counts as not succeeded).
+      RETURN_IF_ERROR(store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
+        return tx
+            .Exec(
+                "UPDATE schedule_backfills SET state = ?, finished_at = ? WHERE id = ? AND "
+                "state = 'running'",
+                {std::string(succeeded == total ? "succeeded" : "failed"), c.now, id})
+            .status();
+      }));
+      continue;
+    }
+    if (queued == 0 || active >= max_concurrency) continue;
     for (size_t i = 0; i < options.max_ticks_per_pass; ++i) {
       bool done = false;
       int64_t tick = 0;
@@ -602,26 +643,6 @@ Status ScheduleController::Impl::RunBackfills(Context& c) {
       }
       if (done) break;
     }
-    RETURN_IF_ERROR(store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
-      ASSIGN_OR_RETURN(
-          ResultSet counts,
-          tx.Query(fmt::format("SELECT COUNT(*), SUM(CASE WHEN state = 'queued' OR run_state IN "
-                               "{} THEN 1 ELSE 0 END), SUM(CASE WHEN state = 'created' AND "
-                               "run_state = 'succeeded' THEN 1 ELSE 0 END) FROM schedule_ticks "
-                               "WHERE backfill_id = ?",
-                               kActiveStates),
-                   {id}));
-      const int64_t total = AsInt(counts.rows[0][0]);
-      const int64_t open = AsInt(counts.rows[0][1]);
-      const int64_t succeeded = AsInt(counts.rows[0][2]);
-      if (open > 0) return OkStatus();
-      return tx
-          .Exec(
-              "UPDATE schedule_backfills SET state = ?, finished_at = ? WHERE id = ? AND state "
-              "= 'running'",
-              {std::string(succeeded == total ? "succeeded" : "failed"), c.now, id})
-          .status();
-    }));
   }
   return OkStatus();
 }

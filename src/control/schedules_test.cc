@@ -12,6 +12,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "base/timezone.h"
 #include "base/yaml.h"
@@ -75,6 +76,49 @@ steps:
   - name: main
     command: ["true"]
 )";
+
+// A store whose n-th write commit (counting from 1) fails without writing
+// anything, as a server killed just before that commit would.
+class CrashingStore final : public store::Store {
+ public:
+  CrashingStore(store::Store& base, int fail_at) : base_(base), fail_at_(fail_at) {}
+  StatusOr<std::unique_ptr<store::Tx>> Begin(store::TxMode mode) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<store::Tx> tx, base_.Begin(mode));
+    if (mode == store::TxMode::kRead) return tx;
+    return std::unique_ptr<store::Tx>(std::make_unique<CrashingTx>(std::move(tx), *this));
+  }
+  std::string_view driver() const override { return base_.driver(); }
+  Status ExecScript(std::string_view sql) override { return base_.ExecScript(sql); }
+
+ private:
+  class CrashingTx final : public store::Tx {
+   public:
+    CrashingTx(std::unique_ptr<store::Tx> tx, CrashingStore& owner)
+        : tx_(std::move(tx)), owner_(owner) {}
+    StatusOr<store::ResultSet> Query(std::string_view sql,
+                                     const std::vector<store::Value>& params) override {
+      return tx_->Query(sql, params);
+    }
+    StatusOr<int64_t> Exec(std::string_view sql, const std::vector<store::Value>& params) override {
+      return tx_->Exec(sql, params);
+    }
+    Status Commit() override {
+      if (++owner_.commits_ == owner_.fail_at_) {
+        tx_.reset();  // rolled back
+        return UnavailableError("killed before this commit");
+      }
+      return tx_->Commit();
+    }
+
+   private:
+    std::unique_ptr<store::Tx> tx_;
+    CrashingStore& owner_;
+  };
+
+  store::Store& base_;
+  int fail_at_;
+  int commits_ = 0;
+};
 
 struct ScheduledRun {
   std::string id;
@@ -327,6 +371,57 @@ TEST_P(SchedulesTest, DowntimeWithCatchupOnRunsEveryMissedTickOnceAcrossPassesAn
   Pass();
   EXPECT_EQ(RunTimes(s.id), Hours("2026-01-01T01:00:00Z", 12));
   for (const auto& [tick, t] : Ticks("hourly")) EXPECT_EQ(t.state, "created") << tick;
+}
+
+TEST_P(SchedulesTest, AKillBeforeAnyCommitNeitherRepeatsNorLosesATick) {
+  for (int fail_at = 1; fail_at <= 7; ++fail_at) {
+    const std::string name = "crash-" + std::to_string(fail_at);
+    ScheduleRecord s = Put("name: " + name + R"(
+pipeline: etl
+cron: "0 * * * *"
+catchup: true
+max_concurrency: 100
+)");
+    const int64_t first = (clock_.NowMicros() / kHour + 1) * kHour;
+    clock_.Advance(5 * kHour);  // from :30 to :30: five ticks
+    {
+      // The server runs passes until it is killed at its fail_at-th write.
+      CrashingStore crashing(*store_, fail_at);
+      ScheduleControllerOptions o;
+      o.max_ticks_per_pass = 2;
+      ScheduleController doomed(crashing, clock_, Zones(), o);
+      for (int i = 0; i < 10 && doomed.RunPass().ok(); ++i) {
+      }
+    }
+    NewController(2);
+    for (int i = 0; i < 4; ++i) Pass();
+    std::vector<int64_t> want;
+    for (int i = 0; i < 5; ++i) want.push_back(first + i * kHour);
+    EXPECT_EQ(RunTimes(s.id), want) << "killed at write " << fail_at;
+    auto got = service_->Get(admin_, "ml", name);
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got->last_tick, want.back());
+    ASSERT_TRUE(service_->Remove(admin_, "ml", name).ok());
+  }
+}
+
+TEST_P(SchedulesTest, TheLoopRunsPassesWhenPoked) {
+  ScheduleRecord s = Put(kHourly);
+  MetricsRegistry metrics;
+  ScheduleControllerOptions o;
+  o.resync_interval_ms = 60'000;
+  ScheduleController loop(*store_, clock_, Zones(), o, &metrics);
+  loop.Start();
+  clock_.Set(T("2026-01-01T01:00:00Z"));
+  loop.Poke();
+  for (int i = 0; i < 1000 && Runs(s.id).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  loop.Stop();
+  EXPECT_EQ(RunTimes(s.id), std::vector<int64_t>{T("2026-01-01T01:00:00Z")});
+  EXPECT_NE(metrics.Render().find("lathe_schedule_ticks_total{result=\"created\"} 1"),
+            std::string::npos)
+      << metrics.Render();
 }
 
 TEST_P(SchedulesTest, PausedTicksAreSkippedAndNotCaughtUp) {
@@ -649,6 +744,18 @@ TEST_P(SchedulesTest, BackfillTakesSkippedTicksAndValidatesItsRange) {
                 .status()
                 .field(),
             "from");
+}
+
+TEST_P(SchedulesTest, BackfillIgnoresPauseButHonoursSkipDates) {
+  clock_.Set(T("2026-01-10T00:00:00Z"));
+  ScheduleRecord s = Put(std::string(kDaily) + "paused: true\nskip_dates: [\"2026-01-02\"]\n");
+  auto b = service_->Backfill(admin_, "ml", "daily", T("2026-01-01T00:00:00Z"),
+                              T("2026-01-03T23:00:00Z"), 5, Reprocess::kNone);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->total, 2);
+  Pass();
+  EXPECT_EQ(RunTimes(s.id),
+            (std::vector<int64_t>{T("2026-01-01T06:00:00Z"), T("2026-01-03T06:00:00Z")}));
 }
 
 TEST_P(SchedulesTest, DaylightSavingDayInBerlinFiresTheMissingTimeOnce) {
