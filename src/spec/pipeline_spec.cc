@@ -28,6 +28,9 @@ constexpr std::string_view kRefForms =
     "params.NAME, steps.STEP.outputs.parameters.NAME, steps.STEP.outputs.artifacts.NAME, item, "
     "item.KEY, pipeline.run_id, pipeline.name, pipeline.version, outputs.parameters.NAME, "
     "outputs.artifacts.NAME";
+constexpr std::string_view kWhenRefForms =
+    "params.NAME, steps.STEP.outputs.parameters.NAME, item, item.KEY, pipeline.run_id, "
+    "pipeline.name, pipeline.version";
 constexpr std::string_view kResults =
     "succeeded, failed, errored, skipped, omitted; any_succeeded, all_failed for for_each steps";
 
@@ -673,22 +676,25 @@ bool Declares(const std::vector<std::string>& names, const std::string& name) {
 }
 
 struct PipelineIndex {
-  const std::vector<ParamSpec>* params = nullptr;
+  std::unordered_map<std::string, const ParamSpec*> params;
   std::unordered_map<std::string, size_t> steps;  // name -> index in `parsed`
   const std::vector<ParsedStep>* parsed = nullptr;
   std::string exit_name;  // "" = no exit handler
 
   const ParamSpec* FindParam(const std::string& name) const {
-    for (const ParamSpec& p : *params) {
-      if (p.name == name) return &p;
-    }
-    return nullptr;
+    auto it = params.find(name);
+    return it == params.end() ? nullptr : it->second;
   }
 };
 
+// How many (item, key) lookups the static check of `item.KEY` against a
+// literal for_each list may make per step; past it, RenderTemplate reports
+// a missing key when the node is rendered.
+constexpr size_t kItemCheckBudget = 1'000'000;
+
 // Checks one reference of `ps`; records the steps whose outputs it uses.
 Status CheckUse(const ParsedStep& ps, const RefUse& use, const PipelineIndex& index,
-                std::map<std::string, const RefUse*>* used_steps) {
+                std::map<std::string, const RefUse*>* used_steps, size_t* item_budget) {
   const StepSpec& step = ps.spec;
   Ref r = ClassifyRef(use.ref);
   auto error = [&](const std::string& message) {
@@ -734,6 +740,9 @@ Status CheckUse(const ParsedStep& ps, const RefUse& use, const PipelineIndex& in
       if (r.keys.empty() || !step.for_each_list) return OkStatus();
       // A literal list can be checked now: every item must have the keys.
       const std::vector<JsonValue>& items = step.for_each_list->items();
+      size_t cost = items.size() * r.keys.size();
+      if (cost > *item_budget) return OkStatus();
+      *item_budget -= cost;
       for (size_t i = 0; i < items.size(); ++i) {
         const JsonValue* v = &items[i];
         for (const std::string& key : r.keys) {
@@ -764,17 +773,16 @@ Status CheckUse(const ParsedStep& ps, const RefUse& use, const PipelineIndex& in
     }
     case Ref::Kind::kUnknown: break;
   }
-  std::string hint;
   if (use.where == Where::kWhen) {
     std::string first = SplitDots(use.ref)[0];
-    if (index.steps.count(first) || first == index.exit_name) {
-      hint = "; step results belong in depends";
-    } else {
-      hint = "; quote string literals";
-    }
+    std::string hint = index.steps.count(first) || first == index.exit_name
+                           ? "step results belong in depends"
+                           : fmt::format("quote string literals: '{}'", use.ref);
+    return FieldError(use.field, fmt::format("unknown reference {}{} (use {}; {})", Quote(use.ref),
+                                             Located(use), kWhenRefForms, hint));
   }
-  return FieldError(use.field, fmt::format("unknown reference {}{} (use {}{})", Quote(use.ref),
-                                           Located(use), kRefForms, hint));
+  return FieldError(use.field, fmt::format("unknown reference {}{} (use {})", Quote(use.ref),
+                                           Located(use), kRefForms));
 }
 
 // References of every kind, then `depends` and the steps it must mention.
@@ -782,7 +790,10 @@ Status CheckUse(const ParsedStep& ps, const RefUse& use, const PipelineIndex& in
 Status CheckReferences(ParsedStep& ps, const PipelineIndex& index) {
   StepSpec& step = ps.spec;
   std::map<std::string, const RefUse*> used_steps;
-  for (const RefUse& use : ps.uses) RETURN_IF_ERROR(CheckUse(ps, use, index, &used_steps));
+  size_t item_budget = kItemCheckBudget;
+  for (const RefUse& use : ps.uses) {
+    RETURN_IF_ERROR(CheckUse(ps, use, index, &used_steps, &item_budget));
+  }
   if (!step.depends) {
     step.depends_on.clear();
     for (const auto& [name, use] : used_steps) step.depends_on.push_back(name);
@@ -906,7 +917,7 @@ void WriteStep(JsonWriter& w, const StepSpec& step) {
   w.BeginObject();
   w.Field("name", step.name);
   if (step.depends) w.Field("depends", step.depends->text());
-  if (!step.when_text.empty()) w.Field("when", step.when_text);
+  if (step.when) w.Field("when", step.when->text());
   if (step.for_each_list) {
     w.Key("for_each");
     step.for_each_list->Write(w);
@@ -1040,7 +1051,7 @@ StatusOr<PipelineSpec> ParsePipelineSpec(const JsonValue& v) {
   std::vector<ParsedStep> parsed;
   parsed.reserve(steps->items().size());
   PipelineIndex index;
-  index.params = &spec.params;
+  for (const ParamSpec& p : spec.params) index.params.emplace(p.name, &p);
   index.parsed = &parsed;
   for (size_t i = 0; i < steps->items().size(); ++i) {
     std::string path = fmt::format("steps[{}]", i);

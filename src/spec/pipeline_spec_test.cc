@@ -235,7 +235,10 @@ TEST(PipelineSpec, RoundTripsThroughCanonicalJson) {
   for (size_t i = 0; i < spec.params.size(); ++i) {
     EXPECT_EQ(again->params[i].name, spec.params[i].name);
     EXPECT_EQ(again->params[i].type, spec.params[i].type);
-    EXPECT_EQ(again->params[i].default_value.has_value(), spec.params[i].default_value.has_value());
+    ASSERT_EQ(again->params[i].default_value.has_value(), spec.params[i].default_value.has_value());
+    if (spec.params[i].default_value) {
+      EXPECT_EQ(again->params[i].default_value->Dump(), spec.params[i].default_value->Dump());
+    }
     EXPECT_EQ(again->params[i].description, spec.params[i].description);
   }
   EXPECT_TRUE(again->on_exit->job == spec.on_exit->job);
@@ -259,6 +262,10 @@ steps:
             R"("env":{},"resources":{"cpu":"1","memory":"1Gi","gpu":"0"},"working_dir":"",)"
             R"("min_available":0,"restart_policy":{"policy":"Never","exit_codes":[],"limit":3,)"
             R"("backoff":"10s"},"node_selector":{},"tolerations":[]}]})");
+  StatusOr<PipelineSpec> again = ParsePipelineSpec(Json(Canonical(spec)));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->steps[0].for_each_list->Dump(), R"([1,{"k":"v"}])");
+  EXPECT_EQ(Canonical(*again), Canonical(spec));
 }
 
 TEST(PipelineSpec, TopologicalOrderIsStable) {
@@ -469,7 +476,9 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
        "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, when: a.succeeded}]",
        "steps[1].when", "step results belong in depends"},
       {"when with a bare word", "name: p\nparams: [{name: x}]\nsteps: [{name: a, command: x, when: \"params.x == heads\"}]",
-       "steps[0].when", "unknown reference \"heads\" (at offset 12)"},
+       "steps[0].when", "unknown reference \"heads\" (at offset 12) (use params.NAME, "
+       "steps.STEP.outputs.parameters.NAME, item, item.KEY, pipeline.run_id, pipeline.name, "
+       "pipeline.version; quote string literals: 'heads')"},
       {"when with an unknown param", OneStep("command: x, when: \"params.t > 1\""), "steps[0].when",
        "unknown param \"t\" (at offset 0)"},
       {"when with item outside for_each", OneStep("command: x, when: \"item > 1\""),
