@@ -671,6 +671,10 @@ Status ScheduleController::Impl::TrimHistory(Context& c) {
   }));
   if (excess.empty()) return OkStatus();
   return store::RunInTx(store, TxMode::kWrite, [&](Tx& tx) -> Status {
+    // A schedule removed meanwhile has no tick rows left to mirror its runs:
+    // they are no longer its history to trim.
+    ASSIGN_OR_RETURN(bool same, SpecUnchanged(tx, c));
+    if (!same) return OkStatus();
     for (const std::string& id : excess) {
       ASSIGN_OR_RETURN(ResultSet rs,
                        tx.Query("SELECT state FROM pipeline_runs WHERE id = ?", {id}));

@@ -178,8 +178,10 @@ class ScheduleService {
   // pipeline must exist in the project (NOT_FOUND naming "pipeline"; a
   // pinned version that does not exist: NOT_FOUND naming
   // "pipeline_version"); params are checked as a tick would pass them
-  // (INVALID_ARGUMENT naming "params.NAME"). Changing the cron/interval
-  // keeps last_tick: the new timetable starts after the last handled tick.
+  // (INVALID_ARGUMENT naming "params.NAME"). Replacing replaces the whole
+  // spec, `paused` and `skip_dates` included, and keeps the schedule's
+  // history: last_tick stays, so a new cron/interval starts after the last
+  // handled tick (no tick is repeated), and ticks, runs and backfills stay.
   StatusOr<ScheduleRecord> Put(const tenancy::Principal& p, const std::string& project,
                                const JsonValue& spec, bool create_only);
   // Viewer. NOT_FOUND when no schedule has that name.

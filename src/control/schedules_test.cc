@@ -319,6 +319,30 @@ TEST_P(SchedulesTest, CronTicksCreateOneRunPerTickWithTimeParams) {
   }
 }
 
+TEST_P(SchedulesTest, ReplacingTheSpecKeepsLastTickAndHistory) {
+  ScheduleRecord s = Put(std::string(kHourly) + "catchup: true\n");
+  clock_.Set(T("2026-01-01T02:10:00Z"));
+  Pass();
+  // Every 20 minutes from now on: 02:20 is the next tick, nothing before
+  // 02:00 (the last handled tick) is repeated.
+  ScheduleRecord replaced = Put(R"(
+name: hourly
+pipeline: etl
+cron: "*/20 * * * *"
+catchup: true
+max_concurrency: 100
+)");
+  EXPECT_EQ(replaced.id, s.id);
+  EXPECT_EQ(replaced.last_tick, T("2026-01-01T02:00:00Z"));
+  EXPECT_EQ(replaced.next_tick, T("2026-01-01T02:20:00Z"));
+  clock_.Set(T("2026-01-01T03:00:00Z"));
+  Pass();
+  EXPECT_EQ(RunTimes(s.id),
+            (std::vector<int64_t>{T("2026-01-01T01:00:00Z"), T("2026-01-01T02:00:00Z"),
+                                  T("2026-01-01T02:20:00Z"), T("2026-01-01T02:40:00Z"),
+                                  T("2026-01-01T03:00:00Z")}));
+}
+
 TEST_P(SchedulesTest, PipelinesThatDeclareNoTimeParamsGetNone) {
   ScheduleRecord s = Put(R"(
 name: plain-hourly
