@@ -27,9 +27,23 @@ struct ExprNode {
 namespace {
 
 enum class Tok {
-  kEnd, kLParen, kRParen, kNot, kAnd, kOr,
-  kEq, kNe, kLt, kLe, kGt, kGe,
-  kNumber, kString, kTrue, kFalse, kRef,
+  kEnd,
+  kLParen,
+  kRParen,
+  kNot,
+  kAnd,
+  kOr,
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,
+  kNumber,
+  kString,
+  kTrue,
+  kFalse,
+  kRef,
 };
 
 struct Token {
@@ -149,11 +163,16 @@ class Tokenizer {
     char c = s_[pos_];
     char d = pos_ + 1 < s_.size() ? s_[pos_ + 1] : '\0';
     switch (c) {
-      case '(': return Simple(Tok::kLParen, 1);
-      case ')': return Simple(Tok::kRParen, 1);
-      case '!': return d == '=' ? Simple(Tok::kNe, 2) : Simple(Tok::kNot, 1);
-      case '<': return d == '=' ? Simple(Tok::kLe, 2) : Simple(Tok::kLt, 1);
-      case '>': return d == '=' ? Simple(Tok::kGe, 2) : Simple(Tok::kGt, 1);
+      case '(':
+        return Simple(Tok::kLParen, 1);
+      case ')':
+        return Simple(Tok::kRParen, 1);
+      case '!':
+        return d == '=' ? Simple(Tok::kNe, 2) : Simple(Tok::kNot, 1);
+      case '<':
+        return d == '=' ? Simple(Tok::kLe, 2) : Simple(Tok::kLt, 1);
+      case '>':
+        return d == '=' ? Simple(Tok::kGe, 2) : Simple(Tok::kGt, 1);
       case '=':
         if (d == '=') return Simple(Tok::kEq, 2);
         return Error("unexpected '=' (did you mean '=='?)", pos_);
@@ -164,16 +183,18 @@ class Tokenizer {
         if (d == '|') return Simple(Tok::kOr, 2);
         return Error("unexpected '|' (did you mean '||'?)", pos_);
       case '\'':
-      case '"': return QuotedString();
+      case '"':
+        return QuotedString();
       case '{':
         if (d == '{') return BracedRef();
         return Error("unexpected '{'", pos_);
-      default: break;
+      default:
+        break;
     }
     if (c == '-' || IsDigit(c)) {
       size_t n = ScanJsonNumber(s_.substr(pos_));
-      bool word_follows = pos_ + n < s_.size() &&
-                          (IsIdentChar(s_[pos_ + n]) || s_[pos_ + n] == '.');
+      bool word_follows =
+          pos_ + n < s_.size() && (IsIdentChar(s_[pos_ + n]) || s_[pos_ + n] == '.');
       // "3d.succeeded" is a step named "3d", not the number 3.
       if (n > 0 && !word_follows) {
         Token t;
@@ -182,7 +203,8 @@ class Tokenizer {
         t.length = n;
         std::string copy(s_.substr(pos_, n));
         t.number = std::strtod(copy.c_str(), nullptr);
-        if (!std::isfinite(t.number)) return Error(fmt::format("number {} is out of range", copy), pos_);
+        if (!std::isfinite(t.number))
+          return Error(fmt::format("number {} is out of range", copy), pos_);
         pos_ += n;
         return t;
       }
@@ -238,9 +260,10 @@ class Tokenizer {
       if (c == quote) {
         ++pos_;
         if (out.find("{{") != std::string::npos) {
-          return Error("templates are not expanded inside quoted strings (write {{params.x}} or "
-                       "params.x without quotes)",
-                       start);
+          return Error(
+              "templates are not expanded inside quoted strings (write {{params.x}} or "
+              "params.x without quotes)",
+              start);
         }
         Token t;
         t.kind = Tok::kString;
@@ -253,14 +276,23 @@ class Tokenizer {
         if (pos_ + 1 >= s_.size()) break;
         char e = s_[pos_ + 1];
         switch (e) {
-          case '\\': out.push_back('\\'); break;
-          case '\'': out.push_back('\''); break;
-          case '"': out.push_back('"'); break;
-          case 'n': out.push_back('\n'); break;
-          case 't': out.push_back('\t'); break;
+          case '\\':
+            out.push_back('\\');
+            break;
+          case '\'':
+            out.push_back('\'');
+            break;
+          case '"':
+            out.push_back('"');
+            break;
+          case 'n':
+            out.push_back('\n');
+            break;
+          case 't':
+            out.push_back('\t');
+            break;
           default:
-            return Error(fmt::format("invalid escape '\\{}' (use \\\\, \\', \\\", \\n or \\t)",
-                                     e),
+            return Error(fmt::format("invalid escape '\\{}' (use \\\\, \\', \\\", \\n or \\t)", e),
                          pos_);
         }
         pos_ += 2;
@@ -341,7 +373,9 @@ class Parser {
     return node;
   }
 
-  StatusOr<ExprNode> Or(int depth) { return Chain(depth, Tok::kOr, ExprNode::Kind::kOr, &Parser::And); }
+  StatusOr<ExprNode> Or(int depth) {
+    return Chain(depth, Tok::kOr, ExprNode::Kind::kOr, &Parser::And);
+  }
   StatusOr<ExprNode> And(int depth) {
     return Chain(depth, Tok::kAnd, ExprNode::Kind::kAnd, &Parser::Not);
   }
@@ -365,12 +399,24 @@ class Parser {
     ExprNode node;
     node.kind = ExprNode::Kind::kCmp;
     switch (k) {
-      case Tok::kEq: node.cmp = CmpOp::kEq; break;
-      case Tok::kNe: node.cmp = CmpOp::kNe; break;
-      case Tok::kLt: node.cmp = CmpOp::kLt; break;
-      case Tok::kLe: node.cmp = CmpOp::kLe; break;
-      case Tok::kGt: node.cmp = CmpOp::kGt; break;
-      default: node.cmp = CmpOp::kGe; break;
+      case Tok::kEq:
+        node.cmp = CmpOp::kEq;
+        break;
+      case Tok::kNe:
+        node.cmp = CmpOp::kNe;
+        break;
+      case Tok::kLt:
+        node.cmp = CmpOp::kLt;
+        break;
+      case Tok::kLe:
+        node.cmp = CmpOp::kLe;
+        break;
+      case Tok::kGt:
+        node.cmp = CmpOp::kGt;
+        break;
+      default:
+        node.cmp = CmpOp::kGe;
+        break;
     }
     ASSIGN_OR_RETURN(ExprNode right, Primary(depth));
     node.children.push_back(std::move(left));
@@ -428,20 +474,25 @@ class Parser {
 
 std::string StringForm(const ExprValue& v) {
   switch (v.kind) {
-    case ExprValue::Kind::kBool: return v.b ? "true" : "false";
+    case ExprValue::Kind::kBool:
+      return v.b ? "true" : "false";
     case ExprValue::Kind::kNumber:
       // The shortest text that reads back as the same double, as JSON writes it.
       return fmt::format("{}", v.n);
-    case ExprValue::Kind::kString: return v.s;
+    case ExprValue::Kind::kString:
+      return v.s;
   }
   return {};
 }
 
 std::optional<double> AsNumber(const ExprValue& v) {
   switch (v.kind) {
-    case ExprValue::Kind::kNumber: return v.n;
-    case ExprValue::Kind::kString: return NumericValue(v.s);
-    case ExprValue::Kind::kBool: return std::nullopt;
+    case ExprValue::Kind::kNumber:
+      return v.n;
+    case ExprValue::Kind::kString:
+      return NumericValue(v.s);
+    case ExprValue::Kind::kBool:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -455,12 +506,18 @@ bool Compare(const ExprValue& a, CmpOp op, const ExprValue& b) {
     c = StringForm(a).compare(StringForm(b));
   }
   switch (op) {
-    case CmpOp::kEq: return c == 0;
-    case CmpOp::kNe: return c != 0;
-    case CmpOp::kLt: return c < 0;
-    case CmpOp::kLe: return c <= 0;
-    case CmpOp::kGt: return c > 0;
-    case CmpOp::kGe: return c >= 0;
+    case CmpOp::kEq:
+      return c == 0;
+    case CmpOp::kNe:
+      return c != 0;
+    case CmpOp::kLt:
+      return c < 0;
+    case CmpOp::kLe:
+      return c <= 0;
+    case CmpOp::kGt:
+      return c > 0;
+    case CmpOp::kGe:
+      return c >= 0;
   }
   return false;
 }
@@ -492,8 +549,10 @@ ExprValue ExprValue::String(std::string v) {
 
 bool ExprValue::Truthy() const {
   switch (kind) {
-    case Kind::kBool: return b;
-    case Kind::kNumber: return n != 0;
+    case Kind::kBool:
+      return b;
+    case Kind::kNumber:
+      return n != 0;
     case Kind::kString: {
       std::string_view t = s;
       while (!t.empty() && IsSpace(t.front())) t.remove_prefix(1);
@@ -550,7 +609,8 @@ class ExprEvaluator {
   // Recursion depth is the tree's depth, bounded by kMaxExprDepth at parse.
   StatusOr<ExprValue> Eval(const ExprNode& n) {
     switch (n.kind) {
-      case ExprNode::Kind::kLiteral: return n.literal;
+      case ExprNode::Kind::kLiteral:
+        return n.literal;
       case ExprNode::Kind::kRef: {
         StatusOr<ExprValue> v = resolve_(n.ref);
         if (!v.ok()) {

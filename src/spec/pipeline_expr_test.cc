@@ -63,14 +63,13 @@ TEST(PipelineExpr, CollectsRefsInOrderWithOffsets) {
 
 TEST(PipelineExpr, BracedRefsAreTheSameRefs) {
   Expr e = MustParse("{{params.threshold}} > 0.5 && {{ steps.eval.outputs.parameters.auc }} >= 1");
-  EXPECT_THAT(e.refs(),
-              ElementsAre("params.threshold", "steps.eval.outputs.parameters.auc"));
+  EXPECT_THAT(e.refs(), ElementsAre("params.threshold", "steps.eval.outputs.parameters.auc"));
   EXPECT_THAT(e.ref_offsets(), ElementsAre(0u, 30u));
   Table t;
   t.values["params.threshold"] = ExprValue::Number(0.8);
   t.values["steps.eval.outputs.parameters.auc"] = ExprValue::String("1.0\n");
-  EXPECT_TRUE(Eval("{{params.threshold}} > 0.5 && {{ steps.eval.outputs.parameters.auc }} >= 1",
-                   t));
+  EXPECT_TRUE(
+      Eval("{{params.threshold}} > 0.5 && {{ steps.eval.outputs.parameters.auc }} >= 1", t));
   EXPECT_TRUE(Eval("params.threshold > 0.5", t));
 }
 
@@ -81,8 +80,8 @@ TEST(PipelineExpr, StepNamesWithDigitsAndDashesAreRefs) {
 
 TEST(PipelineExpr, AndBindsTighterThanOr) {
   Table t;
-  t.values = {{"a", ExprValue::Bool(true)}, {"b", ExprValue::Bool(false)},
-              {"c", ExprValue::Bool(false)}};
+  t.values = {
+      {"a", ExprValue::Bool(true)}, {"b", ExprValue::Bool(false)}, {"c", ExprValue::Bool(false)}};
   // a || (b && c) = true; (a || b) && c would be false.
   EXPECT_TRUE(Eval("a || b && c", t));
   EXPECT_FALSE(Eval("(a || b) && c", t));
@@ -110,8 +109,8 @@ TEST(PipelineExpr, NotBindsTighterThanAnd) {
 
 TEST(PipelineExpr, ComparesNumbersNumerically) {
   EXPECT_TRUE(Eval("10 > 9"));
-  EXPECT_TRUE(Eval("'10' > 9"));     // numeric string
-  EXPECT_TRUE(Eval("'10' > '9'"));   // both numeric strings: numeric, not "10" < "9"
+  EXPECT_TRUE(Eval("'10' > 9"));    // numeric string
+  EXPECT_TRUE(Eval("'10' > '9'"));  // both numeric strings: numeric, not "10" < "9"
   EXPECT_TRUE(Eval("1 == 1.0"));
   EXPECT_TRUE(Eval("'1e3' == 1000"));
   EXPECT_TRUE(Eval("-0.5 < 0"));
@@ -212,9 +211,9 @@ TEST(PipelineExpr, CopiesShareTheTree) {
 TEST(PipelineExpr, SyntaxErrorsNameTheOffset) {
   EXPECT_EQ(ParseError("(a && b))"), "when: unexpected ')' at offset 8");
   EXPECT_EQ(ParseError("a && )"), "when: unexpected ')' at offset 5");
-  EXPECT_EQ(ParseError("(a && b"),
-            "when: unexpected end of expression at offset 7 (expected ')')");
-  EXPECT_EQ(ParseError("a &&"), "when: unexpected end of expression at offset 4 (expected a value)");
+  EXPECT_EQ(ParseError("(a && b"), "when: unexpected end of expression at offset 7 (expected ')')");
+  EXPECT_EQ(ParseError("a &&"),
+            "when: unexpected end of expression at offset 4 (expected a value)");
   EXPECT_EQ(ParseError("a & b"), "when: unexpected '&' (did you mean '&&'?) at offset 2");
   EXPECT_EQ(ParseError("a | b"), "when: unexpected '|' (did you mean '||'?) at offset 2");
   EXPECT_EQ(ParseError("a = b"), "when: unexpected '=' (did you mean '=='?) at offset 2");
@@ -229,12 +228,13 @@ TEST(PipelineExpr, SyntaxErrorsNameTheOffset) {
             "when: invalid escape '\\q' (use \\\\, \\', \\\", \\n or \\t) at offset 7");
   EXPECT_EQ(ParseError("x # y"), "when: unexpected character '#' at offset 2");
   EXPECT_EQ(ParseError("x == \xff"), "when: unexpected character byte 0xff at offset 5");
-  EXPECT_EQ(ParseError("a..b"), "when: 'a..b' is not a reference (identifiers joined by '.') at offset 0");
-  EXPECT_EQ(ParseError("prep."), "when: 'prep.' is not a reference (identifiers joined by '.') at offset 0");
+  EXPECT_EQ(ParseError("a..b"),
+            "when: 'a..b' is not a reference (identifiers joined by '.') at offset 0");
+  EXPECT_EQ(ParseError("prep."),
+            "when: 'prep.' is not a reference (identifiers joined by '.') at offset 0");
   EXPECT_EQ(ParseError("-x"), "when: unexpected character '-' at offset 0");
   EXPECT_EQ(ParseError("{{params.x"), "when: unterminated '{{' at offset 0");
-  EXPECT_EQ(ParseError("{{ 'x' }} == 1"),
-            "when: expected a reference inside '{{ }}' at offset 0");
+  EXPECT_EQ(ParseError("{{ 'x' }} == 1"), "when: expected a reference inside '{{ }}' at offset 0");
   EXPECT_THAT(ParseError("'{{params.x}}' == 'a'"),
               HasSubstr("templates are not expanded inside quoted strings"));
   EXPECT_EQ(ParseError("1e999 > 1"), "when: number 1e999 is out of range at offset 0");

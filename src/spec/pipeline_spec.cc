@@ -52,9 +52,10 @@ std::string Quote(std::string_view s) {
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 Status CheckName(const std::string& value, const std::string& field, size_t max) {
-  bool ok = !value.empty() && value.size() <= max && IsLowerAlnum(value.front()) &&
-            IsLowerAlnum(value.back()) &&
-            std::all_of(value.begin(), value.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
+  bool ok =
+      !value.empty() && value.size() <= max && IsLowerAlnum(value.front()) &&
+      IsLowerAlnum(value.back()) &&
+      std::all_of(value.begin(), value.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
   if (ok) return OkStatus();
   return FieldError(field, fmt::format("{} is not a valid name (1-{} characters of a-z, 0-9 and "
                                        "'-', starting and ending with a letter or digit)",
@@ -105,7 +106,13 @@ std::string JoinNames(const std::vector<std::string>& names) {
 
 struct Ref {
   enum class Kind {
-    kUnknown, kParam, kStepParameter, kStepArtifact, kItem, kPipeline, kOwnParameter,
+    kUnknown,
+    kParam,
+    kStepParameter,
+    kStepArtifact,
+    kItem,
+    kPipeline,
+    kOwnParameter,
     kOwnArtifact,
   };
   Kind kind = Kind::kUnknown;
@@ -160,9 +167,9 @@ StatusOr<std::vector<TemplateRef>> ScanTemplate(std::string_view text, const std
     }
     std::string_view inner = Trim(text.substr(open + 2, close - open - 2));
     if (!IsRefText(inner)) {
-      return FieldError(field, fmt::format("{} at offset {} is not a reference ({})",
-                                           Quote(text.substr(open, close + 2 - open)), open,
-                                           kRefForms));
+      return FieldError(field,
+                        fmt::format("{} at offset {} is not a reference ({})",
+                                    Quote(text.substr(open, close + 2 - open)), open, kRefForms));
     }
     out.push_back({std::string(inner), open, close + 2});
     pos = close + 2;
@@ -206,8 +213,9 @@ StatusOr<JsonValue> LookupRef(std::string_view text, const TemplateContext& ctx)
         const JsonValue* next = v->is_object() ? v->Find(key) : nullptr;
         if (next == nullptr) {
           return InvalidArgumentError(
-              v->is_object() ? fmt::format("{} has no member {}", path, Quote(key))
-                             : fmt::format("{} is {}, not an object", path, JsonTypeName(v->type())));
+              v->is_object()
+                  ? fmt::format("{} has no member {}", path, Quote(key))
+                  : fmt::format("{} is {}, not an object", path, JsonTypeName(v->type())));
         }
         path += "." + key;
         v = next;
@@ -222,10 +230,11 @@ StatusOr<JsonValue> LookupRef(std::string_view text, const TemplateContext& ctx)
       if (ctx.outputs_dir.empty()) {
         return InvalidArgumentError("this node has no outputs directory");
       }
-      return JsonValue::MakeString(fmt::format(
-          "{}/{}/{}", ctx.outputs_dir,
-          r.kind == Ref::Kind::kOwnParameter ? "parameters" : "artifacts", r.name));
-    case Ref::Kind::kUnknown: break;
+      return JsonValue::MakeString(
+          fmt::format("{}/{}/{}", ctx.outputs_dir,
+                      r.kind == Ref::Kind::kOwnParameter ? "parameters" : "artifacts", r.name));
+    case Ref::Kind::kUnknown:
+      break;
   }
   return InvalidArgumentError(fmt::format("unknown reference (use {})", kRefForms));
 }
@@ -234,11 +243,15 @@ std::string RenderValue(const JsonValue& v) { return v.is_string() ? v.as_string
 
 ExprValue ToExprValue(const JsonValue& v) {
   switch (v.type()) {
-    case JsonValue::Type::kBool: return ExprValue::Bool(v.as_bool());
+    case JsonValue::Type::kBool:
+      return ExprValue::Bool(v.as_bool());
     case JsonValue::Type::kInt:
-    case JsonValue::Type::kDouble: return ExprValue::Number(v.as_double());
-    case JsonValue::Type::kString: return ExprValue::String(v.as_string());
-    default: return ExprValue::String(v.Dump());
+    case JsonValue::Type::kDouble:
+      return ExprValue::Number(v.as_double());
+    case JsonValue::Type::kString:
+      return ExprValue::String(v.as_string());
+    default:
+      return ExprValue::String(v.Dump());
   }
 }
 
@@ -251,10 +264,11 @@ Status VisitTemplateStrings(JobT& job, bool shorthand, const std::string& path, 
     std::string base = shorthand ? path : Join(path, fmt::format("roles[{}]", r));
     std::string command = Join(base, "command");
     // A string command became {/bin/sh, -c, text}: name the text `command`.
-    bool shell = role.command.size() == 3 && role.command[0] == "/bin/sh" && role.command[1] == "-c";
+    bool shell =
+        role.command.size() == 3 && role.command[0] == "/bin/sh" && role.command[1] == "-c";
     for (size_t i = 0; i < role.command.size(); ++i) {
-      RETURN_IF_ERROR(fn(shell && i == 2 ? command : fmt::format("{}[{}]", command, i),
-                         role.command[i]));
+      RETURN_IF_ERROR(
+          fn(shell && i == 2 ? command : fmt::format("{}[{}]", command, i), role.command[i]));
     }
     for (size_t i = 0; i < role.args.size(); ++i) {
       RETURN_IF_ERROR(fn(fmt::format("{}[{}]", Join(base, "args"), i), role.args[i]));
@@ -271,43 +285,55 @@ Status VisitTemplateStrings(JobT& job, bool shorthand, const std::string& path, 
 // ---- params
 
 StatusOr<ParamType> ParseParamType(const std::string& s, const std::string& field) {
-  for (ParamType t :
-       {ParamType::kString, ParamType::kInt, ParamType::kFloat, ParamType::kBool, ParamType::kList}) {
+  for (ParamType t : {ParamType::kString, ParamType::kInt, ParamType::kFloat, ParamType::kBool,
+                      ParamType::kList}) {
     if (s == ParamTypeName(t)) return t;
   }
-  return FieldError(field,
-                    fmt::format("{} is not a param type (string, int, float, bool, list)", Quote(s)));
+  return FieldError(
+      field, fmt::format("{} is not a param type (string, int, float, bool, list)", Quote(s)));
 }
 
 // The param-type spelling of a JSON value's type, for "expected int, got string".
 std::string_view ValueTypeName(const JsonValue& v) {
   switch (v.type()) {
-    case JsonValue::Type::kNull: return "null";
-    case JsonValue::Type::kBool: return "bool";
-    case JsonValue::Type::kInt: return "int";
-    case JsonValue::Type::kDouble: return "float";
-    case JsonValue::Type::kString: return "string";
-    case JsonValue::Type::kArray: return "list";
-    case JsonValue::Type::kObject: return "object";
+    case JsonValue::Type::kNull:
+      return "null";
+    case JsonValue::Type::kBool:
+      return "bool";
+    case JsonValue::Type::kInt:
+      return "int";
+    case JsonValue::Type::kDouble:
+      return "float";
+    case JsonValue::Type::kString:
+      return "string";
+    case JsonValue::Type::kArray:
+      return "list";
+    case JsonValue::Type::kObject:
+      return "object";
   }
   return "value";
 }
 
 bool HasParamType(ParamType t, const JsonValue& v) {
   switch (t) {
-    case ParamType::kString: return v.is_string();
-    case ParamType::kInt: return v.type() == JsonValue::Type::kInt;
-    case ParamType::kFloat: return v.is_number();
-    case ParamType::kBool: return v.type() == JsonValue::Type::kBool;
-    case ParamType::kList: return v.is_array();
+    case ParamType::kString:
+      return v.is_string();
+    case ParamType::kInt:
+      return v.type() == JsonValue::Type::kInt;
+    case ParamType::kFloat:
+      return v.is_number();
+    case ParamType::kBool:
+      return v.type() == JsonValue::Type::kBool;
+    case ParamType::kList:
+      return v.is_array();
   }
   return false;
 }
 
 Status ParamTypeError(ParamType t, const JsonValue& v, const std::string& field) {
   std::string shown = v.is_string() ? " " + Quote(v.as_string()) : "";
-  return FieldError(field, fmt::format("expected {}, got {}{}", ParamTypeName(t), ValueTypeName(v),
-                                       shown));
+  return FieldError(
+      field, fmt::format("expected {}, got {}{}", ParamTypeName(t), ValueTypeName(v), shown));
 }
 
 // A command-line string as a value of type `t`; nullopt when it is not one.
@@ -429,8 +455,8 @@ StatusOr<RetrySpec> ParseRetry(const JsonValue& v, const std::string& path) {
     limit = v.as_int();
   } else {
     if (!v.is_object()) {
-      return FieldError(path, fmt::format("expected a retry limit or an object, got {}",
-                                          JsonTypeName(v.type())));
+      return FieldError(
+          path, fmt::format("expected a retry limit or an object, got {}", JsonTypeName(v.type())));
     }
     ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(v, path));
     std::string on = std::string(RetryOnName(retry.on));
@@ -445,9 +471,10 @@ StatusOr<RetrySpec> ParseRetry(const JsonValue& v, const std::string& path) {
     if (backoff != nullptr) {
       ASSIGN_OR_RETURN(retry.backoff_seconds, ParseDurationSeconds(*backoff, r.PathOf("backoff")));
       if (retry.backoff_seconds > kMaxRetryBackoffSeconds) {
-        return FieldError(r.PathOf("backoff"),
-                          fmt::format("{} is above the {} cap", FormatDuration(retry.backoff_seconds),
-                                      FormatDuration(kMaxRetryBackoffSeconds)));
+        return FieldError(
+            r.PathOf("backoff"),
+            fmt::format("{} is above the {} cap", FormatDuration(retry.backoff_seconds),
+                        FormatDuration(kMaxRetryBackoffSeconds)));
       }
     }
     if (!(retry.backoff_factor >= 1 && retry.backoff_factor <= kMaxBackoffFactor)) {
@@ -458,16 +485,16 @@ StatusOr<RetrySpec> ParseRetry(const JsonValue& v, const std::string& path) {
       ASSIGN_OR_RETURN(retry.max_backoff_seconds,
                        ParseDurationSeconds(*max_backoff, r.PathOf("max_backoff")));
       if (retry.max_backoff_seconds > kMaxRetryBackoffSeconds) {
-        return FieldError(r.PathOf("max_backoff"),
-                          fmt::format("{} is above the {} cap",
-                                      FormatDuration(retry.max_backoff_seconds),
-                                      FormatDuration(kMaxRetryBackoffSeconds)));
+        return FieldError(
+            r.PathOf("max_backoff"),
+            fmt::format("{} is above the {} cap", FormatDuration(retry.max_backoff_seconds),
+                        FormatDuration(kMaxRetryBackoffSeconds)));
       }
       if (retry.max_backoff_seconds < retry.backoff_seconds) {
-        return FieldError(r.PathOf("max_backoff"),
-                          fmt::format("{} is below backoff {}",
-                                      FormatDuration(retry.max_backoff_seconds),
-                                      FormatDuration(retry.backoff_seconds)));
+        return FieldError(
+            r.PathOf("max_backoff"),
+            fmt::format("{} is below backoff {}", FormatDuration(retry.max_backoff_seconds),
+                        FormatDuration(retry.backoff_seconds)));
       }
     } else {
       // A long first backoff raises the default cap rather than erroring.
@@ -488,8 +515,8 @@ StatusOr<CacheSpec> ParseCache(const JsonValue& v, const std::string& path) {
     return cache;
   }
   if (!v.is_object()) {
-    return FieldError(path, fmt::format("expected a boolean or an object, got {}",
-                                        JsonTypeName(v.type())));
+    return FieldError(
+        path, fmt::format("expected a boolean or an object, got {}", JsonTypeName(v.type())));
   }
   ASSIGN_OR_RETURN(ObjectReader r, ObjectReader::Make(v, path));
   RETURN_IF_ERROR(r.Bool("enabled", &cache.enabled));
@@ -590,12 +617,14 @@ StatusOr<ParsedStep> ParseStep(const JsonValue& v, const std::string& path, bool
     step.timeout_seconds = t;
     step.job.timeout_seconds = t;
   }
-  RETURN_IF_ERROR(VisitTemplateStrings(
-      step.job, step.job_shorthand, path, [&](const std::string& f, const std::string& s) -> Status {
-        ASSIGN_OR_RETURN(std::vector<TemplateRef> refs, ScanTemplate(s, f));
-        for (TemplateRef& t : refs) ps.uses.push_back({std::move(t.ref), f, std::nullopt, Where::kJob});
-        return OkStatus();
-      }));
+  RETURN_IF_ERROR(
+      VisitTemplateStrings(step.job, step.job_shorthand, path,
+                           [&](const std::string& f, const std::string& s) -> Status {
+                             ASSIGN_OR_RETURN(std::vector<TemplateRef> refs, ScanTemplate(s, f));
+                             for (TemplateRef& t : refs)
+                               ps.uses.push_back({std::move(t.ref), f, std::nullopt, Where::kJob});
+                             return OkStatus();
+                           }));
 
   if (outputs != nullptr) RETURN_IF_ERROR(ParseOutputs(*outputs, r.PathOf("outputs"), &step));
   if (retry != nullptr) {
@@ -612,7 +641,8 @@ StatusOr<ParsedStep> ParseStep(const JsonValue& v, const std::string& path, bool
     } else if (for_each->is_string()) {
       const std::string& text = for_each->as_string();
       ASSIGN_OR_RETURN(std::vector<TemplateRef> refs, ScanTemplate(text, f));
-      bool single = refs.size() == 1 && Trim(std::string_view(text).substr(0, refs[0].begin)).empty() &&
+      bool single = refs.size() == 1 &&
+                    Trim(std::string_view(text).substr(0, refs[0].begin)).empty() &&
                     Trim(std::string_view(text).substr(refs[0].end)).empty();
       if (!single) {
         return FieldError(f, fmt::format("{} is not one \"{{{{ref}}}}\" (for_each takes a list, "
@@ -714,9 +744,10 @@ Status CheckUse(const ParsedStep& ps, const RefUse& use, const PipelineIndex& in
     case Ref::Kind::kStepParameter:
     case Ref::Kind::kStepArtifact: {
       if (r.step == step.name) {
-        return error(fmt::format("a step cannot read its own outputs through steps.{} (write "
-                                 "them to {{{{outputs.parameters.NAME}}}})",
-                                 r.step));
+        return error(
+            fmt::format("a step cannot read its own outputs through steps.{} (write "
+                        "them to {{{{outputs.parameters.NAME}}}})",
+                        r.step));
       }
       if (!index.exit_name.empty() && r.step == index.exit_name) {
         return error(fmt::format("{} is the exit handler; other steps cannot use its outputs",
@@ -748,19 +779,22 @@ Status CheckUse(const ParsedStep& ps, const RefUse& use, const PipelineIndex& in
         for (const std::string& key : r.keys) {
           v = v->is_object() ? v->Find(key) : nullptr;
           if (v == nullptr) {
-            return error(fmt::format("for_each item {} has no member {}", i, Quote(use.ref.substr(5))));
+            return error(
+                fmt::format("for_each item {} has no member {}", i, Quote(use.ref.substr(5))));
           }
         }
       }
       return OkStatus();
     }
-    case Ref::Kind::kPipeline: return OkStatus();
+    case Ref::Kind::kPipeline:
+      return OkStatus();
     case Ref::Kind::kOwnParameter:
     case Ref::Kind::kOwnArtifact: {
       if (use.where != Where::kJob) {
-        return error(fmt::format("{} is where the step writes an output; use it in the command, "
-                                 "args or env",
-                                 use.ref));
+        return error(
+            fmt::format("{} is where the step writes an output; use it in the command, "
+                        "args or env",
+                        use.ref));
       }
       bool param = r.kind == Ref::Kind::kOwnParameter;
       const std::vector<std::string>& declared =
@@ -771,7 +805,8 @@ Status CheckUse(const ParsedStep& ps, const RefUse& use, const PipelineIndex& in
       }
       return OkStatus();
     }
-    case Ref::Kind::kUnknown: break;
+    case Ref::Kind::kUnknown:
+      break;
   }
   if (use.where == Where::kWhen) {
     std::string first = SplitDots(use.ref)[0];
@@ -813,8 +848,8 @@ Status CheckReferences(ParsedStep& ps, const PipelineIndex& index) {
     const std::string& s = parts[0];
     if (s == step.name) return FieldError(f, fmt::format("a step cannot depend on itself{}", at));
     if (!index.exit_name.empty() && s == index.exit_name) {
-      return FieldError(f, fmt::format("{} is the exit handler; steps cannot depend on it{}",
-                                       Quote(s), at));
+      return FieldError(
+          f, fmt::format("{} is the exit handler; steps cannot depend on it{}", Quote(s), at));
     }
     auto it = index.steps.find(s);
     if (it == index.steps.end()) {
@@ -826,8 +861,8 @@ Status CheckReferences(ParsedStep& ps, const PipelineIndex& index) {
       bool known = fan || result == "succeeded" || result == "failed" || result == "errored" ||
                    result == "skipped" || result == "omitted";
       if (!known) {
-        return FieldError(f, fmt::format("{} is not a step result{} ({})", Quote(result), at,
-                                         kResults));
+        return FieldError(
+            f, fmt::format("{} is not a step result{} ({})", Quote(result), at, kResults));
       }
       if (fan && !(*index.parsed)[it->second].spec.fan_out()) {
         return FieldError(f, fmt::format("{}.{} is only for for_each steps{} ({} has no "
@@ -860,7 +895,8 @@ StatusOr<std::vector<size_t>> TopologicalOrder(const std::vector<ParsedStep>& st
   std::vector<std::vector<size_t>> dependents(n);
   for (size_t i = 0; i < n; ++i) {
     waiting[i] = steps[i].spec.depends_on.size();
-    for (const std::string& d : steps[i].spec.depends_on) dependents[index.steps.at(d)].push_back(i);
+    for (const std::string& d : steps[i].spec.depends_on)
+      dependents[index.steps.at(d)].push_back(i);
   }
   std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
   for (size_t i = 0; i < n; ++i) {
@@ -976,20 +1012,28 @@ void WriteStep(JsonWriter& w, const StepSpec& step) {
 
 std::string_view ParamTypeName(ParamType t) {
   switch (t) {
-    case ParamType::kString: return "string";
-    case ParamType::kInt: return "int";
-    case ParamType::kFloat: return "float";
-    case ParamType::kBool: return "bool";
-    case ParamType::kList: return "list";
+    case ParamType::kString:
+      return "string";
+    case ParamType::kInt:
+      return "int";
+    case ParamType::kFloat:
+      return "float";
+    case ParamType::kBool:
+      return "bool";
+    case ParamType::kList:
+      return "list";
   }
   return "string";
 }
 
 std::string_view RetryOnName(RetryOn r) {
   switch (r) {
-    case RetryOn::kFailure: return "failure";
-    case RetryOn::kError: return "error";
-    case RetryOn::kAll: return "all";
+    case RetryOn::kFailure:
+      return "failure";
+    case RetryOn::kError:
+      return "error";
+    case RetryOn::kAll:
+      return "all";
   }
   return "all";
 }
@@ -1021,8 +1065,8 @@ StatusOr<PipelineSpec> ParsePipelineSpec(const JsonValue& v) {
 
   if (params != nullptr) {
     if (!params->is_array()) {
-      return FieldError("params", fmt::format("expected a list of params, got {}",
-                                              JsonTypeName(params->type())));
+      return FieldError(
+          "params", fmt::format("expected a list of params, got {}", JsonTypeName(params->type())));
     }
     if (params->items().size() > kMaxPipelineParams) {
       return FieldError("params", fmt::format("more than {} params", kMaxPipelineParams));
@@ -1136,8 +1180,8 @@ StatusOr<JsonValue> ResolveParams(const PipelineSpec& spec, const JsonValue& giv
     const JsonValue* v = given.is_object() ? given.Find(p.name) : nullptr;
     if (v == nullptr || v->is_null()) {
       if (!p.default_value) {
-        return FieldError(field, fmt::format("required: the param has no default (a {})",
-                                             ParamTypeName(p.type)));
+        return FieldError(
+            field, fmt::format("required: the param has no default (a {})", ParamTypeName(p.type)));
       }
       out.emplace_back(p.name, *p.default_value);
       continue;
@@ -1178,8 +1222,8 @@ StatusOr<std::string> RenderTemplate(std::string_view text, const TemplateContex
   }
   if (out.size() <= kMaxRenderedBytes) out.append(text.substr(pos));
   if (out.size() > kMaxRenderedBytes) {
-    return FieldError(field, fmt::format("the rendered text is longer than {} bytes",
-                                         kMaxRenderedBytes));
+    return FieldError(field,
+                      fmt::format("the rendered text is longer than {} bytes", kMaxRenderedBytes));
   }
   if (out.find('\0') != std::string::npos) {
     return FieldError(field, "the rendered text contains a NUL character");
@@ -1263,8 +1307,8 @@ StatusOr<std::vector<JsonValue>> ResolveForEach(const StepSpec& step, const Temp
   std::string f = field.empty() ? step.name + ".for_each" : field;
   auto check_size = [&](size_t n, std::string_view source) -> Status {
     if (n <= max_items) return OkStatus();
-    return FieldError(f, fmt::format("{} has {} items, more than the limit of {}", source, n,
-                                     max_items));
+    return FieldError(
+        f, fmt::format("{} has {} items, more than the limit of {}", source, n, max_items));
   };
   if (step.for_each_list) {
     RETURN_IF_ERROR(check_size(step.for_each_list->items().size(), "the list"));
@@ -1273,21 +1317,20 @@ StatusOr<std::vector<JsonValue>> ResolveForEach(const StepSpec& step, const Temp
   if (step.for_each_template.empty()) return FieldError(f, "the step has no for_each");
   ASSIGN_OR_RETURN(std::vector<TemplateRef> refs, ScanTemplate(step.for_each_template, f));
   if (refs.size() != 1) {
-    return FieldError(f, fmt::format("{} is not one \"{{{{ref}}}}\"",
-                                     Quote(step.for_each_template)));
+    return FieldError(f,
+                      fmt::format("{} is not one \"{{{{ref}}}}\"", Quote(step.for_each_template)));
   }
   std::string source = Braced(refs[0].ref);
   StatusOr<JsonValue> v = LookupRef(refs[0].ref, ctx);
   if (!v.ok()) {
-    return Status(v.status().code(), fmt::format("{}: {}: {}", f, source, v.status().message()),
-                  f);
+    return Status(v.status().code(), fmt::format("{}: {}: {}", f, source, v.status().message()), f);
   }
   if (v->is_string()) {
     // Output parameters (and string params) hold the list as JSON text.
     StatusOr<JsonValue> parsed = ParseJson(v->as_string());
     if (!parsed.ok() || !parsed->is_array()) {
-      return FieldError(f, fmt::format("{} is {}, not a JSON array", source,
-                                       Quote(v->as_string())));
+      return FieldError(f,
+                        fmt::format("{} is {}, not a JSON array", source, Quote(v->as_string())));
     }
     v = std::move(parsed);
   }

@@ -89,10 +89,10 @@ struct ParamSpec {
 };
 
 enum class RetryOn { kFailure, kError, kAll };  // non-zero exit | other errors | both
-std::string_view RetryOnName(RetryOn r);         // "failure", "error", "all"
+std::string_view RetryOnName(RetryOn r);        // "failure", "error", "all"
 
 struct RetrySpec {
-  int limit = 0;                 // retries after the first attempt (0 = none)
+  int limit = 0;  // retries after the first attempt (0 = none)
   RetryOn on = RetryOn::kAll;
   int64_t backoff_seconds = 10;  // before the first retry
   double backoff_factor = 2.0;   // multiplies per retry
@@ -100,7 +100,7 @@ struct RetrySpec {
 };
 
 struct CacheSpec {
-  bool enabled = true;                   // caching is on by default
+  bool enabled = true;                     // caching is on by default
   std::optional<int64_t> max_age_seconds;  // absent = entries never expire
 };
 
@@ -116,17 +116,17 @@ struct StepSpec {
   // role "main"); kept so that errors and the canonical form say `command`,
   // not `roles[0].command`.
   bool job_shorthand = false;
-  std::optional<Expr> depends;  // absent: every step referenced in templates
-                                // or `when`, each as `S` (succeeded||skipped)
+  std::optional<Expr> depends;          // absent: every step referenced in templates
+                                        // or `when`, each as `S` (succeeded||skipped)
   std::vector<std::string> depends_on;  // the steps `depends` mentions (or implied), sorted
-  std::optional<Expr> when;      // evaluated once `depends` holds; false = skipped
-  std::string when_text;         // as written ("" = none); when->text() is the same
+  std::optional<Expr> when;             // evaluated once `depends` holds; false = skipped
+  std::string when_text;                // as written ("" = none); when->text() is the same
   // for_each: a literal list, or one template naming a list param (or a
   // string param holding a JSON array) or an upstream output parameter
   // holding a JSON array.
   std::optional<JsonValue> for_each_list;
-  std::string for_each_template;  // "" when for_each_list is set or no fan-out
-  int parallelism = 0;            // items running at once; 0 = unlimited
+  std::string for_each_template;               // "" when for_each_list is set or no fan-out
+  int parallelism = 0;                         // items running at once; 0 = unlimited
   std::vector<std::string> output_parameters;  // names, [A-Za-z_][A-Za-z0-9_]*
   std::vector<std::string> output_artifacts;
   RetrySpec retry;
@@ -137,7 +137,7 @@ struct StepSpec {
 };
 
 struct PipelineSpec {
-  std::string name;  // [a-z0-9-], 1..63
+  std::string name;     // [a-z0-9-], 1..63
   std::string project;  // "" when the document has none
   std::string description;
   std::vector<ParamSpec> params;
@@ -198,7 +198,7 @@ struct TemplateContext {
   const std::map<std::string, std::map<std::string, std::string>>* step_parameters = nullptr;
   // step name -> artifact name -> absolute path.
   const std::map<std::string, std::map<std::string, std::string>>* step_artifacts = nullptr;
-  const JsonValue* item = nullptr;    // null outside a fan-out
+  const JsonValue* item = nullptr;  // null outside a fan-out
   std::string run_id, pipeline_name;
   int64_t pipeline_version = 0;
   // Where this node writes its own outputs.
@@ -231,8 +231,7 @@ StatusOr<JobSpec> RenderStepJob(const StepSpec& step, const TemplateContext& ctx
 // from `ctx`: params and item values keep their JSON types (numbers, bools,
 // strings; lists and objects as JSON text), output parameters and pipeline
 // fields are strings (pipeline.version a number). Errors name `field`.
-StatusOr<bool> EvalWhen(const StepSpec& step, const TemplateContext& ctx,
-                        const std::string& field);
+StatusOr<bool> EvalWhen(const StepSpec& step, const TemplateContext& ctx, const std::string& field);
 
 // The items of a fan-out step (INVALID_ARGUMENT naming `field`, or
 // "STEP.for_each" when it is empty, when the source is not a list, or is

@@ -143,7 +143,8 @@ TEST(PipelineSpec, ParsesEveryField) {
   EXPECT_EQ(main.name, "main");
   EXPECT_EQ(main.replicas, 1);
   EXPECT_EQ(main.command[3], "{{item}}");  // kept verbatim
-  EXPECT_EQ(main.args, (std::vector<std::string>{"--rows", "{{steps.prep.outputs.parameters.rows}}"}));
+  EXPECT_EQ(main.args,
+            (std::vector<std::string>{"--rows", "{{steps.prep.outputs.parameters.rows}}"}));
   EXPECT_EQ(main.env.at("DATASET"), "{{params.dataset}}");
   EXPECT_EQ(main.resources, (sched::Resources{2000, 4096, 1000}));
   EXPECT_EQ(main.working_dir, "src");
@@ -361,16 +362,13 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
        "name", "1-63 characters"},
       {"bad project", "name: p\nproject: Demo\nsteps: [{name: a, command: x}]", "project",
        "not a valid name"},
-      {"unknown top field", "name: p\nstep: []\nsteps: [{name: a, command: x}]", "step",
-       "unknown"},
+      {"unknown top field", "name: p\nstep: []\nsteps: [{name: a, command: x}]", "step", "unknown"},
       {"bad step name", "name: p\nsteps: [{name: Bad_1, command: x}]", "steps[0].name",
        "not a valid name"},
-      {"long step name",
-       "name: p\nsteps: [{name: " + std::string(41, 'a') + ", command: x}]", "steps[0].name",
-       "1-40 characters"},
-      {"duplicate step",
-       "name: p\nsteps: [{name: a, command: x}, {name: a, command: y}]", "steps[1].name",
-       "\"a\" is already the name of steps[0]"},
+      {"long step name", "name: p\nsteps: [{name: " + std::string(41, 'a') + ", command: x}]",
+       "steps[0].name", "1-40 characters"},
+      {"duplicate step", "name: p\nsteps: [{name: a, command: x}, {name: a, command: y}]",
+       "steps[1].name", "\"a\" is already the name of steps[0]"},
       {"exit handler name taken",
        "name: p\nsteps: [{name: a, command: x}]\non_exit: {name: a, command: y}", "on_exit.name",
        "already the name of steps[0]"},
@@ -378,9 +376,8 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
       {"project in a step", OneStep("command: x, project: q"), "steps[0].project",
        "not allowed in a step"},
       {"no command", OneStep("queue: q"), "steps[0].command", "required"},
-      {"command and roles",
-       OneStep("command: x, roles: [{name: m, command: y}]"), "steps[0].command",
-       "not allowed together with roles"},
+      {"command and roles", OneStep("command: x, roles: [{name: m, command: y}]"),
+       "steps[0].command", "not allowed together with roles"},
       {"shorthand with a framework", OneStep("command: x, framework: pytorch"),
        "steps[0].framework", "framework none"},
       {"shorthand error named as written", OneStep("command: [x], resources: {memory: 3GB}"),
@@ -394,10 +391,10 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
       // params
       {"bad param name", "name: p\nparams: [{name: 1x}]\nsteps: [{name: a, command: x}]",
        "params[0].name", "not a valid name"},
-      {"duplicate param",
-       "name: p\nparams: [{name: x}, {name: x}]\nsteps: [{name: a, command: x}]",
+      {"duplicate param", "name: p\nparams: [{name: x}, {name: x}]\nsteps: [{name: a, command: x}]",
        "params[1].name", "already the name of params[0]"},
-      {"bad param type", "name: p\nparams: [{name: x, type: double}]\nsteps: [{name: a, command: x}]",
+      {"bad param type",
+       "name: p\nparams: [{name: x, type: double}]\nsteps: [{name: a, command: x}]",
        "params[0].type", "\"double\" is not a param type"},
       {"param default of the wrong type",
        "name: p\nparams: [{name: x, type: float}, {name: n, type: int, default: \"3\"}]\n"
@@ -406,7 +403,8 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
       {"float default is not an int",
        "name: p\nparams: [{name: n, type: int, default: 1.5}]\nsteps: [{name: a, command: x}]",
        "params[0].default", "expected int, got float"},
-      {"list default", "name: p\nparams: [{name: n, type: list, default: a}]\nsteps: [{name: a, command: x}]",
+      {"list default",
+       "name: p\nparams: [{name: n, type: list, default: a}]\nsteps: [{name: a, command: x}]",
        "params[0].default", "expected list, got string"},
       {"unknown param field",
        "name: p\nparams: [{name: n, typo: 1}]\nsteps: [{name: a, command: x}]", "params[0].typo",
@@ -415,7 +413,8 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
       {"unknown param", OneStep("command: [x, \"{{params.nope}}\"]"), "steps[0].command[1]",
        "unknown param \"nope\" (in {{params.nope}})"},
       {"unknown step in a template",
-       "name: p\nsteps:\n  - {name: a, command: [x]}\n  - {name: b, command: [\"{{steps.trian.outputs.parameters.x}}\"]}",
+       "name: p\nsteps:\n  - {name: a, command: [x]}\n  - {name: b, command: "
+       "[\"{{steps.trian.outputs.parameters.x}}\"]}",
        "steps[1].command[0]", "unknown step \"trian\""},
       {"undeclared output",
        "name: p\nsteps:\n  - {name: a, command: [x], outputs: {parameters: [rows]}}\n"
@@ -425,13 +424,15 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
        "name: p\nsteps:\n  - {name: a, command: [x]}\n"
        "  - {name: b, command: [x], env: {D: \"{{steps.a.outputs.artifacts.train}}\"}}",
        "steps[1].env.D", "declares no output artifact \"train\" (it declares: none)"},
-      {"own outputs through steps", OneStep("command: [x, \"{{steps.a.outputs.parameters.n}}\"], outputs: {parameters: [n]}"),
+      {"own outputs through steps",
+       OneStep("command: [x, \"{{steps.a.outputs.parameters.n}}\"], outputs: {parameters: [n]}"),
        "steps[0].command[1]", "cannot read its own outputs"},
       {"undeclared own output", OneStep("command: [x, \"{{outputs.parameters.n}}\"]"),
        "steps[0].command[1]", "\"n\" is not declared in this step's outputs.parameters"},
       {"item outside for_each", OneStep("command: \"echo {{item}}\""), "steps[0].command",
        "item is only defined in a for_each step"},
-      {"literal items lack the key", OneStep("command: [x, \"{{item.lr}}\"], for_each: [{lr: 1}, {bs: 2}]"),
+      {"literal items lack the key",
+       OneStep("command: [x, \"{{item.lr}}\"], for_each: [{lr: 1}, {bs: 2}]"),
        "steps[0].command[1]", "for_each item 1 has no member \"lr\""},
       {"unknown reference", OneStep("command: [x, \"{{foo.bar}}\"]"), "steps[0].command[1]",
        "unknown reference \"foo.bar\""},
@@ -452,9 +453,11 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
        "steps[2].depends", "steps[2].depends: unknown step \"trian\" (at offset 0)"},
       {"depends on itself", OneStep("command: x, depends: a"), "steps[0].depends",
        "cannot depend on itself"},
-      {"bad result", "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, depends: a.Succeeded}]",
+      {"bad result",
+       "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, depends: a.Succeeded}]",
        "steps[1].depends", "\"Succeeded\" is not a step result (at offset 0)"},
-      {"too many parts", "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, depends: a.b.c}]",
+      {"too many parts",
+       "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, depends: a.b.c}]",
        "steps[1].depends", "\"a.b.c\" is not a step result"},
       {"fan-out result on a plain step",
        "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, depends: a.any_succeeded}]",
@@ -465,7 +468,8 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
       {"depends in the exit handler",
        "name: p\nsteps: [{name: a, command: x}]\non_exit: {name: bye, command: y, depends: a}",
        "on_exit.depends", "not allowed"},
-      {"depends syntax", "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, depends: \"a &&\"}]",
+      {"depends syntax",
+       "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, depends: \"a &&\"}]",
        "steps[1].depends", "unexpected end of expression at offset 4"},
       {"depends not a string", OneStep("command: x, depends: [b]"), "steps[0].depends",
        "expected an expression"},
@@ -475,15 +479,18 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
       {"when with a step result",
        "name: p\nsteps: [{name: a, command: x}, {name: b, command: x, when: a.succeeded}]",
        "steps[1].when", "step results belong in depends"},
-      {"when with a bare word", "name: p\nparams: [{name: x}]\nsteps: [{name: a, command: x, when: \"params.x == heads\"}]",
-       "steps[0].when", "unknown reference \"heads\" (at offset 12) (use params.NAME, "
+      {"when with a bare word",
+       "name: p\nparams: [{name: x}]\nsteps: [{name: a, command: x, when: \"params.x == heads\"}]",
+       "steps[0].when",
+       "unknown reference \"heads\" (at offset 12) (use params.NAME, "
        "steps.STEP.outputs.parameters.NAME, item, item.KEY, pipeline.run_id, pipeline.name, "
        "pipeline.version; quote string literals: 'heads')"},
       {"when with an unknown param", OneStep("command: x, when: \"params.t > 1\""), "steps[0].when",
        "unknown param \"t\" (at offset 0)"},
       {"when with item outside for_each", OneStep("command: x, when: \"item > 1\""),
        "steps[0].when", "item is only defined in a for_each step"},
-      {"when with own outputs", OneStep("command: x, when: \"outputs.parameters.n\", outputs: {parameters: [n]}"),
+      {"when with own outputs",
+       OneStep("command: x, when: \"outputs.parameters.n\", outputs: {parameters: [n]}"),
        "steps[0].when", "is where the step writes an output"},
       {"when not a string", OneStep("command: x, when: true"), "steps[0].when",
        "expected an expression"},
@@ -492,12 +499,15 @@ TEST(PipelineSpec, RejectsBadSpecsNamingTheField) {
        "expected a list or a \"{{ref}}\" string, got an integer"},
       {"for_each text", OneStep("command: x, for_each: \"a,b\""), "steps[0].for_each",
        "is not one \"{{ref}}\""},
-      {"for_each two refs", "name: p\nparams: [{name: l, type: list}]\nsteps: [{name: a, command: x, for_each: \"{{params.l}}{{params.l}}\"}]",
+      {"for_each two refs",
+       "name: p\nparams: [{name: l, type: list}]\nsteps: [{name: a, command: x, for_each: "
+       "\"{{params.l}}{{params.l}}\"}]",
        "steps[0].for_each", "is not one \"{{ref}}\""},
       {"for_each over item", OneStep("command: x, for_each: \"{{item}}\""), "steps[0].for_each",
        "for_each takes a list param or an upstream output parameter"},
       {"for_each over an int param",
-       "name: p\nparams: [{name: n, type: int}]\nsteps: [{name: a, command: x, for_each: \"{{params.n}}\"}]",
+       "name: p\nparams: [{name: n, type: int}]\nsteps: [{name: a, command: x, for_each: "
+       "\"{{params.n}}\"}]",
        "steps[0].for_each", "for_each needs a list param; params.n is int"},
       {"negative parallelism", OneStep("command: x, for_each: [1], parallelism: -1"),
        "steps[0].parallelism", "must not be negative"},
@@ -656,8 +666,7 @@ steps: [{name: a, command: x}]
       Json(R"({"threshold":"0.5","sample":"3","seeds":"[1, 2]","flag":"true","dataset":"42"})"),
       true);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
-  EXPECT_EQ(v->Dump(),
-            R"({"threshold":0.5,"sample":3,"seeds":[1,2],"flag":true,"dataset":"42"})");
+  EXPECT_EQ(v->Dump(), R"({"threshold":0.5,"sample":3,"seeds":[1,2],"flag":true,"dataset":"42"})");
   v = ResolveParams(spec, Json(R"({"threshold":"2","flag":"false"})"), true);
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->Find("threshold")->type(), JsonValue::Type::kDouble);
@@ -674,7 +683,8 @@ steps: [{name: a, command: x}]
 }
 
 struct Context {
-  JsonValue params = Json(R"({"name":"iris","n":3,"lr":0.5,"on":true,"seeds":[1,2],"cfg":{"a":1}})");
+  JsonValue params =
+      Json(R"({"name":"iris","n":3,"lr":0.5,"on":true,"seeds":[1,2],"cfg":{"a":1}})");
   std::map<std::string, std::map<std::string, std::string>> parameters = {
       {"prep", {{"rows", "1000"}, {"shards", "[\"a\",\"b\"]"}, {"evil", "{{params.name}}"}}},
       {"fan", {{"auc", "[0.9,0.8]"}}}};
@@ -961,8 +971,8 @@ TEST(PipelineSpec, NodeIds) {
 }
 
 TEST(PipelineSpec, ParsesJsonDocumentsToo) {
-  StatusOr<PipelineSpec> spec = ParsePipelineSpec(Json(
-      R"({"name":"p","steps":[{"name":"a","command":["echo","{{pipeline.run_id}}"]}]})"));
+  StatusOr<PipelineSpec> spec = ParsePipelineSpec(
+      Json(R"({"name":"p","steps":[{"name":"a","command":["echo","{{pipeline.run_id}}"]}]})"));
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->steps[0].job.roles[0].command[1], "{{pipeline.run_id}}");
 }
