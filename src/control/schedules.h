@@ -8,7 +8,9 @@
 // (control::InsertRun, with the schedule's id and the tick as
 // scheduled_time) and the schedule's last_tick/next_tick are written in ONE
 // transaction, so a server killed at any point and restarted neither repeats
-// nor loses a tick. After downtime, catchup on creates one run per missed
+// nor loses a tick. A schedule's timetable begins at max(start, the time it
+// was created): earlier ticks are never due, even with catchup on (backfill
+// them). After downtime, catchup on creates one run per missed
 // tick, oldest first, at most `max_ticks_per_pass` per controller pass (the
 // rest on the next passes); catchup off creates a run for the latest missed
 // tick only and records the older ones as skipped "CatchupOff" (at most
@@ -39,7 +41,9 @@
 //      not count) did not succeed → queued "DependsOnPast" until it does.
 //      A previous run that failed for good keeps the tick queued until
 //      someone retries that run (`lathe pipeline-run retry`) or backfills
-//      its tick (as Airflow's depends_on_past). The first tick is exempt.
+//      its tick (as Airflow's depends_on_past). A previous run deleted
+//      before its end was seen counts as not succeeded. The first tick is
+//      exempt.
 //      depends_on_past is checked before Replace: it waits instead of
 //      cancelling the run it waits for.
 //   6. overlap Allow with max_concurrency runs of the schedule active →
@@ -53,16 +57,18 @@
 // valid for the pipeline's latest version) is skipped "RunError" with the
 // error in `message`; the schedule goes on.
 //
-// Params of a run: the schedule's `params`, plus `scheduled_time` (the tick),
-// `data_interval_start` (the recurrence's previous tick, spec::PreviousTick:
-// start, end and skip dates do not move it) and `data_interval_end` (the
-// tick), RFC 3339 in UTC ("2026-03-29T01:00:00Z", spec::FormatTimeUtc) —
-// each only when the pipeline declares it, as
-// a string param: a pipeline that does not declare them does not receive
-// them (its runs would fail param validation otherwise). The schedule's own
-// `params` may not name them. Put checks the params against the pipeline's
-// version (pinned, or latest) as a tick would, so a typo is a 422 when the
-// schedule is written, not a failed tick.
+// Params of a run: the schedule's `params`, plus `scheduled_time` (the
+// tick), `data_interval_start` (the recurrence's previous tick,
+// spec::PreviousTick: start, end and skip dates do not move it) and
+// `data_interval_end` (the tick), RFC 3339 in UTC ("2026-03-29T01:00:00Z",
+// spec::FormatTimeUtc) — each only when the pipeline declares it, as a
+// string param (`{name: scheduled_time, type: string, default: ""}`): a
+// pipeline that does not declare them does not receive them, since an
+// undeclared param would fail the run's param validation. The schedule's
+// own `params` may not name them. Put checks the params against the
+// pipeline's version (pinned, or latest) as a tick would, so a typo is a
+// 422 when the schedule is written, not a failed tick. A run uses the
+// version pinned by `pipeline_version`, else the latest at its tick.
 //
 // Retries: a schedule's run (backfilled ones included) that ends failed is
 // resumed from its failed steps (control::ResumeRun) up to `retries` times;
