@@ -88,7 +88,7 @@ void WriteTimeField(JsonWriter& w, std::string_view key, int64_t micros) {
 }
 
 Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
-         JobRoutes job_routes, TrackingRoutes tracking_routes)
+         JobRoutes job_routes, TrackingRoutes tracking_routes, PipelineRoutes pipeline_routes)
     : store_(store),
       tenancy_(tenancy),
       metrics_(metrics),
@@ -102,7 +102,8 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
       tracking_(tracking_routes.tracking),
       registry_(tracking_routes.registry),
       artifacts_(tracking_routes.artifacts),
-      logged_models_(tracking_routes.logged_models) {
+      logged_models_(tracking_routes.logged_models),
+      pipeline_routes_(pipeline_routes) {
   metrics.AddGauge("lathe_build_info", "Build information.", {"version", "commit"})
       .With({LATHE_VERSION, LATHE_GIT_COMMIT})
       .Set(1);
@@ -133,6 +134,10 @@ Api::Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry&
     if (registry_ != nullptr) RegisterRegistryRoutes();
     if (artifacts_ != nullptr) RegisterArtifactRoutes();
     if (logged_models_ != nullptr) RegisterLoggedModelRoutes();
+  }
+  if (pipeline_routes_.pipelines != nullptr) {
+    RegisterPipelineRoutes();
+    if (pipeline_routes_.schedules != nullptr) RegisterScheduleRoutes();
   }
 }
 

@@ -24,6 +24,10 @@
 namespace lathe::control {
 class JobService;
 class JobController;
+class PipelineService;
+class PipelineController;
+class ScheduleService;
+class ScheduleController;
 }  // namespace lathe::control
 
 namespace lathe::tracking {
@@ -77,6 +81,18 @@ struct JobRoutes {
   std::string code_root;
 };
 
+// What the pipeline and schedule routes need (pipeline_handlers.cc). A null
+// service leaves its routes out; code digests are checked against
+// JobRoutes::code_root.
+struct PipelineRoutes {
+  control::PipelineService* pipelines = nullptr;
+  control::ScheduleService* schedules = nullptr;  // needs `pipelines`
+  // Poked after runs start, are cancelled or retried, and after schedule
+  // changes, so the controllers act at once; may be null (tests).
+  control::PipelineController* pipeline_controller = nullptr;
+  control::ScheduleController* schedule_controller = nullptr;
+};
+
 class LogFollowers;
 class MlflowScopes;
 struct MlflowCall;
@@ -110,7 +126,8 @@ class Api {
   // and the MLflow REST 2.0 routes (mlflow_handlers.cc) are registered;
   // null leaves them out (tests of other layers).
   Api(store::Store& store, tenancy::TenancyService& tenancy, MetricsRegistry& metrics,
-      JobRoutes job_routes = {}, TrackingRoutes tracking_routes = {});
+      JobRoutes job_routes = {}, TrackingRoutes tracking_routes = {},
+      PipelineRoutes pipeline_routes = {});
   ~Api();
 
   // Serves one request. Thread-safe.
@@ -138,6 +155,8 @@ class Api {
   void RegisterRegistryRoutes();   // registry_handlers.cc
   void RegisterArtifactRoutes();   // artifact_handlers.cc
   void RegisterLoggedModelRoutes();  // logged_model_handlers.cc
+  void RegisterPipelineRoutes();     // pipeline_handlers.cc
+  void RegisterScheduleRoutes();     // pipeline_handlers.cc
   // MLflow routes (mlflow_handlers.cc): authentication, project, errors.
   void AddMlflow(http::Method method, std::string_view rpc,
                  std::function<Status(MlflowCall&)> handler);
@@ -156,6 +175,7 @@ class Api {
   registry::RegistryService* registry_ = nullptr;
   tracking::ArtifactStore* artifacts_ = nullptr;
   tracking::LoggedModelService* logged_models_ = nullptr;
+  PipelineRoutes pipeline_routes_;
   std::shared_ptr<MlflowScopes> mlflow_scopes_;
   std::unique_ptr<LogFollowers> log_followers_;
 };

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/job_commands.h"
 #include "cli/model_commands.h"
+#include "cli/pipeline_commands.h"
 #include "cli/serve_command.h"
 #include "cli/server_command.h"
 #include "cli/server_config.h"
@@ -468,6 +469,211 @@ int Main(int argc, char** argv) {
   add_tracking_project(md_rm);
   md_rm->callback(
       [&] { run(ModelRemove(client, t_project, model_name, model_version, std::cout)); });
+
+  // ---- pipelines, their runs and schedules
+  std::string pl_project, pl_name, pl_run, pl_file;
+  auto add_pl_project = [&pl_project](CLI::App* cmd) {
+    cmd->add_option("-p,--project", pl_project, "Project (default: $LATHE_PROJECT)");
+  };
+  CLI::App* pipeline =
+      app.add_subcommand("pipeline", "Create, list and run pipelines (docs/pipelines.md)");
+  pipeline->require_subcommand(1);
+  PipelineCreateOptions pl_create_opts;
+  CLI::App* pl_create = pipeline->add_subcommand(
+      "create", "Create a pipeline, or a new version when its spec or code changed");
+  pl_create->add_option("-f,--file", pl_create_opts.file,
+                        "Pipeline spec file, YAML or JSON ('-' reads standard input)")
+      ->required();
+  pl_create->add_option("--code", pl_create_opts.code_dir,
+                        "Upload this directory as the version's code snapshot (the steps' "
+                        "working directory)");
+  add_pl_project(pl_create);
+  pl_create->callback([&] {
+    pl_create_opts.project = pl_project;
+    run(PipelineCreate(client, pl_create_opts, std::cout));
+  });
+  CLI::App* pl_ls = pipeline->add_subcommand("ls", "List a project's pipelines");
+  add_pl_project(pl_ls);
+  AddListFlags(pl_ls, &list);
+  pl_ls->callback([&] { run(PipelineList(client, pl_project, list, std::cout)); });
+  CLI::App* pl_show =
+      pipeline->add_subcommand("show", "Show a pipeline with its latest version's params and steps");
+  pl_show->add_option("name", pl_name, "Pipeline name")->required();
+  add_pl_project(pl_show);
+  pl_show->callback([&] { run(PipelineShow(client, pl_project, pl_name, std::cout)); });
+  CLI::App* pl_versions = pipeline->add_subcommand("versions", "List a pipeline's versions");
+  pl_versions->add_option("name", pl_name, "Pipeline name")->required();
+  add_pl_project(pl_versions);
+  AddListFlags(pl_versions, &list);
+  pl_versions->callback([&] { run(PipelineVersions(client, pl_project, pl_name, list, std::cout)); });
+  PipelineRunOptions pl_run_opts;
+  CLI::App* pl_run_cmd = pipeline->add_subcommand(
+      "run", "Start a run of a pipeline (NAME), or create/update one from -f and run it");
+  pl_run_cmd->add_option("name", pl_run_opts.name, "Pipeline name (or -f FILE)");
+  pl_run_cmd->add_option("-f,--file", pl_run_opts.file,
+                         "Create or update the pipeline from this spec first, then run it");
+  pl_run_cmd->add_option("--version", pl_run_opts.version, "Run this version (default: latest)")
+      ->check(CLI::PositiveNumber);
+  repeatable(pl_run_cmd->add_option("--param", pl_run_opts.params,
+                                    "A param as NAME=VALUE, converted to its declared type "
+                                    "(repeatable)"));
+  pl_run_cmd->add_option("--sample", pl_run_opts.sample,
+                         "Quick mode: sets the int param `sample` to N (the pipeline must declare "
+                         "it)")
+      ->check(CLI::PositiveNumber);
+  pl_run_cmd->add_flag("--no-cache", pl_run_opts.no_cache,
+                       "Run every step: read no cached result and record none");
+  pl_run_cmd->add_flag("--wait", pl_run_opts.wait,
+                       "Wait until the run ends, printing step changes; exit 1 unless it "
+                       "succeeded");
+  pl_run_cmd->add_option("--code", pl_run_opts.code_dir,
+                         "Upload this directory as the code of a new version (with -f, or the "
+                         "latest spec)");
+  add_pl_project(pl_run_cmd);
+  pl_run_cmd->callback([&] {
+    pl_run_opts.project = pl_project;
+    run(PipelineRun(client, pl_run_opts, std::cout));
+  });
+  CLI::App* pl_rm =
+      pipeline->add_subcommand("rm", "Delete a pipeline, its versions and runs (none active)");
+  pl_rm->add_option("name", pl_name, "Pipeline name")->required();
+  add_pl_project(pl_rm);
+  pl_rm->callback([&] { run(PipelineRemove(client, pl_project, pl_name, std::cout)); });
+
+  CLI::App* pipeline_run =
+      app.add_subcommand("pipeline-run", "Inspect, cancel and retry pipeline runs");
+  pipeline_run->require_subcommand(1);
+  auto add_run_arg = [&pl_run](CLI::App* cmd) {
+    cmd->add_option("run", pl_run, "Run id")->required();
+  };
+  PipelineRunListOptions pr_list;
+  CLI::App* pr_ls = pipeline_run->add_subcommand("ls", "List a project's pipeline runs, newest first");
+  pr_ls->add_option("--pipeline", pr_list.pipeline, "Only runs of this pipeline");
+  pr_ls->add_option("--state", pr_list.state,
+                    "Only runs in this state: pending, running, succeeded, failed, cancelled")
+      ->check(CLI::IsMember({"pending", "running", "succeeded", "failed", "cancelled"}));
+  pr_ls->add_option("--schedule", pr_list.schedule, "Only runs this schedule created");
+  add_pl_project(pr_ls);
+  AddListFlags(pr_ls, &list);
+  pr_ls->callback([&] {
+    pr_list.project = pl_project;
+    run(PipelineRunList(client, pr_list, list, std::cout));
+  });
+  CLI::App* pr_describe = pipeline_run->add_subcommand(
+      "describe", "Show a run: fields, nodes (state, attempt, cache, job, duration), outputs, "
+                  "events");
+  add_run_arg(pr_describe);
+  add_pl_project(pr_describe);
+  pr_describe->callback([&] { run(PipelineRunDescribe(client, pl_project, pl_run, std::cout)); });
+  CLI::App* pr_cancel = pipeline_run->add_subcommand(
+      "cancel", "Cancel a run: running steps are stopped, then the exit handler runs");
+  add_run_arg(pr_cancel);
+  add_pl_project(pr_cancel);
+  pr_cancel->callback([&] { run(PipelineRunCancel(client, pl_project, pl_run, std::cout)); });
+  bool retry_wait = false;
+  CLI::App* pr_retry = pipeline_run->add_subcommand(
+      "retry", "Resume a failed or cancelled run from its failed steps, keeping what succeeded");
+  add_run_arg(pr_retry);
+  add_pl_project(pr_retry);
+  pr_retry->add_flag("--wait", retry_wait,
+                     "Wait until the run ends, printing step changes; exit 1 unless it succeeded");
+  pr_retry->callback(
+      [&] { run(PipelineRunRetry(client, pl_project, pl_run, retry_wait, std::cout)); });
+  CLI::App* pr_rm =
+      pipeline_run->add_subcommand("rm", "Delete a finished run, its nodes and events");
+  add_run_arg(pr_rm);
+  add_pl_project(pr_rm);
+  pr_rm->callback([&] { run(PipelineRunRemove(client, pl_project, pl_run, std::cout)); });
+
+  CLI::App* schedule = app.add_subcommand(
+      "schedule", "Run pipelines on cron or an interval; pause, skip, backfill (docs/pipelines.md)");
+  schedule->require_subcommand(1);
+  std::string sc_name;
+  auto add_schedule_arg = [&sc_name](CLI::App* cmd) {
+    cmd->add_option("name", sc_name, "Schedule name")->required();
+  };
+  CLI::App* sc_create =
+      schedule->add_subcommand("create", "Create a schedule from a spec (409 if it exists)");
+  sc_create->add_option("-f,--file", pl_file, "Schedule spec file, YAML or JSON ('-': stdin)")
+      ->required();
+  add_pl_project(sc_create);
+  sc_create->callback([&] { run(SchedulePut(client, pl_project, pl_file, false, std::cout)); });
+  CLI::App* sc_apply =
+      schedule->add_subcommand("apply", "Create a schedule or replace its spec");
+  sc_apply->add_option("-f,--file", pl_file, "Schedule spec file, YAML or JSON ('-': stdin)")
+      ->required();
+  add_pl_project(sc_apply);
+  sc_apply->callback([&] { run(SchedulePut(client, pl_project, pl_file, true, std::cout)); });
+  CLI::App* sc_ls = schedule->add_subcommand("ls", "List a project's schedules");
+  add_pl_project(sc_ls);
+  AddListFlags(sc_ls, &list);
+  sc_ls->callback([&] { run(ScheduleList(client, pl_project, list, std::cout)); });
+  CLI::App* sc_show = schedule->add_subcommand("show", "Show a schedule: timing, next tick, spec");
+  add_schedule_arg(sc_show);
+  add_pl_project(sc_show);
+  sc_show->callback([&] { run(ScheduleShow(client, pl_project, sc_name, std::cout)); });
+  CLI::App* sc_rm = schedule->add_subcommand(
+      "rm", "Delete a schedule, its ticks and backfills (its runs stay)");
+  add_schedule_arg(sc_rm);
+  add_pl_project(sc_rm);
+  sc_rm->callback([&] { run(ScheduleRemove(client, pl_project, sc_name, std::cout)); });
+  CLI::App* sc_pause = schedule->add_subcommand(
+      "pause", "Pause a schedule: its ticks are skipped until it resumes (never caught up)");
+  add_schedule_arg(sc_pause);
+  add_pl_project(sc_pause);
+  sc_pause->callback([&] { run(SchedulePause(client, pl_project, sc_name, true, std::cout)); });
+  CLI::App* sc_resume = schedule->add_subcommand("resume", "Resume a paused schedule");
+  add_schedule_arg(sc_resume);
+  add_pl_project(sc_resume);
+  sc_resume->callback([&] { run(SchedulePause(client, pl_project, sc_name, false, std::cout)); });
+  std::vector<std::string> skip_dates;
+  bool skip_remove = false;
+  CLI::App* sc_skip = schedule->add_subcommand(
+      "skip", "Skip the ticks of dates (YYYY-MM-DD in the schedule's zone), or --remove them");
+  add_schedule_arg(sc_skip);
+  sc_skip->add_option("dates", skip_dates, "Dates YYYY-MM-DD")->required();
+  sc_skip->add_flag("--remove", skip_remove, "Stop skipping these dates");
+  add_pl_project(sc_skip);
+  sc_skip->callback([&] {
+    run(ScheduleSkip(client, pl_project, sc_name, skip_dates, skip_remove, std::cout));
+  });
+  CLI::App* sc_ticks = schedule->add_subcommand(
+      "ticks", "The ticks a schedule handled: created, queued or skipped, and why");
+  add_schedule_arg(sc_ticks);
+  add_pl_project(sc_ticks);
+  AddListFlags(sc_ticks, &list);
+  sc_ticks->callback([&] { run(ScheduleTicks(client, pl_project, sc_name, list, std::cout)); });
+  BackfillOptions backfill_opts;
+  CLI::App* sc_backfill = schedule->add_subcommand(
+      "backfill", "Create runs for the schedule's ticks in [--from, --to]");
+  add_schedule_arg(sc_backfill);
+  sc_backfill
+      ->add_option("--from", backfill_opts.from,
+                   "First time: RFC 3339 (2026-11-01T00:00:00Z) or YYYY-MM-DD (00:00 UTC)")
+      ->required();
+  sc_backfill
+      ->add_option("--to", backfill_opts.to,
+                   "Last time, inclusive: RFC 3339 or YYYY-MM-DD (00:00 UTC)")
+      ->required();
+  sc_backfill->add_option("--max-concurrency", backfill_opts.max_concurrency,
+                          "Runs of the backfill active at once (default 1)")
+      ->check(CLI::Range(int64_t{1}, int64_t{100}));
+  sc_backfill
+      ->add_option("--reprocess", backfill_opts.reprocess,
+                   "Ticks that already have a run: none (leave them), failed (default: resume "
+                   "failed or cancelled runs) or all (a new run each)")
+      ->check(CLI::IsMember({"none", "failed", "all"}));
+  add_pl_project(sc_backfill);
+  sc_backfill->callback([&] {
+    backfill_opts.project = pl_project;
+    backfill_opts.name = sc_name;
+    run(ScheduleBackfill(client, backfill_opts, std::cout));
+  });
+  CLI::App* sc_backfills =
+      schedule->add_subcommand("backfills", "A schedule's backfills and their progress");
+  add_schedule_arg(sc_backfills);
+  add_pl_project(sc_backfills);
+  sc_backfills->callback([&] { run(ScheduleBackfills(client, pl_project, sc_name, std::cout)); });
 
   // ---- shim (started by the local executor, not by people: hidden)
   CLI::App* shim = app.add_subcommand("shim", "Supervise one task of the local executor");

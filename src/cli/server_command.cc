@@ -18,8 +18,12 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/timezone.h"
 #include "control/controller.h"
 #include "control/jobs.h"
+#include "control/pipeline_controller.h"
+#include "control/pipelines.h"
+#include "control/schedules.h"
 #include "exec/local/local_executor.h"
 #include "http/server.h"
 #include "spec/job_spec.h"
@@ -181,7 +185,34 @@ int RunServer(const ServerConfig& config) {
       }
     }
   }
+  // Pipelines: steps are jobs. The job controller pokes the pipeline
+  // controller when a step's job ends, the pipeline controller pokes the job
+  // controller when it inserts or cancels step jobs, and the schedule
+  // controller pokes the pipeline controller when it creates, resumes or
+  // cancels runs. The pointer is set before either controller starts.
+  control::PipelineController* pipeline_controller_ptr = nullptr;
+  copts.on_job_terminal = [&pipeline_controller_ptr](const control::JobRecord& job) {
+    if (job.spec.pipeline.has_value() && pipeline_controller_ptr != nullptr) {
+      pipeline_controller_ptr->Poke();
+    }
+  };
   control::JobController controller(**store, tenancy, *executor, SystemClock(), copts);
+  control::PipelineService pipelines(**store, tenancy, SystemClock());
+  control::PipelineControllerOptions popts;
+  popts.data_root =
+      std::filesystem::absolute(config.pipelines_data_root).lexically_normal().string();
+  popts.resync_interval_ms = config.pipelines_resync_interval_ms;
+  popts.max_fan_out = static_cast<size_t>(config.pipelines_max_fan_out);
+  popts.poke_jobs = [&controller] { controller.Poke(); };
+  control::PipelineController pipeline_controller(**store, tenancy, SystemClock(), popts, &metrics);
+  pipeline_controller_ptr = &pipeline_controller;
+  // Schedules: cron in IANA zones from the system's tzdata.
+  control::ScheduleService schedules(**store, tenancy, SystemClock(), LoadTimeZone);
+  control::ScheduleControllerOptions sopts;
+  sopts.resync_interval_ms = config.schedules_resync_interval_ms;
+  sopts.poke_pipelines = [&pipeline_controller] { pipeline_controller.Poke(); };
+  control::ScheduleController schedule_controller(**store, SystemClock(), LoadTimeZone, sopts,
+                                                  &metrics);
   // Run artifacts: files under artifacts.root; uploads are spooled there.
   tracking::ArtifactStore artifacts({.root = config.artifacts_root,
                                      .max_file_bytes =
@@ -192,7 +223,8 @@ int RunServer(const ServerConfig& config) {
   }
 
   api::Api api(**store, tenancy, metrics, {&jobs, &controller, copts.code_root},
-               {&tracking, &registry, &artifacts, &logged_models});
+               {&tracking, &registry, &artifacts, &logged_models},
+               {&pipelines, &schedules, &pipeline_controller, &schedule_controller});
 
   http::ServerOptions opts;
   opts.host = config.host();
@@ -222,6 +254,8 @@ int RunServer(const ServerConfig& config) {
   }
   controller.SetServerUrl(url);
   controller.Start();
+  pipeline_controller.Start();
+  schedule_controller.Start();
   LOG_INFO("lathe {} ({}) listening on {} with {} I/O threads; ready in {} ms", LATHE_VERSION,
            LATHE_GIT_COMMIT, url, opts.threads,
            (SystemClock().MonotonicNanos() - start_mono) / 1'000'000);
@@ -232,6 +266,10 @@ int RunServer(const ServerConfig& config) {
            opts.shutdown_grace_ms);
   api.SetDraining(true);
   server.Shutdown();
+  // Upstream first, so no controller pokes one that has stopped: schedules
+  // create runs, runs insert jobs.
+  schedule_controller.Stop();
+  pipeline_controller.Stop();
   controller.Stop();  // tasks keep running under their shims; a restart reattaches
   std::filesystem::remove(url_path, ec);
   LOG_INFO("stopped");
