@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -109,6 +110,17 @@ class Executor {
   // Deletes everything kept for the job's tasks (logs, directories). Only
   // for tasks that have ended; a live task is FAILED_PRECONDITION.
   virtual Status Remove(const std::string& job_id) = 0;
+
+  // Sets the function the executor calls, from a thread of its own, soon
+  // after one of its tasks started or exited, so the controller can run a
+  // pass at once instead of at its next periodic one. A hint only: calls
+  // are coalesced (one call may stand for many changes), carry no detail and
+  // may be missing (the caller keeps its periodic pass; Observe stays the
+  // truth). `on_event` must be quick and must not call back into this
+  // method. An empty function clears it; once this returns, the previous
+  // function is neither running nor called again. The default never calls
+  // anything (executors without notifications).
+  virtual void SetTaskEventCallback(std::function<void()> /*on_event*/) {}
 };
 
 }  // namespace lathe::exec

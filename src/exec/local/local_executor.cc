@@ -1,9 +1,13 @@
 #include "exec/local/local_executor.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -25,6 +29,7 @@
 
 #include <fmt/core.h>
 
+#include "base/log.h"
 #include "exec/local/task_dir.h"
 
 extern char** environ;
@@ -41,6 +46,8 @@ using local::StatusRecord;
 
 constexpr int64_t kShimStartTimeoutMs = 2000;
 constexpr int64_t kKillReachTimeoutMs = 1000;
+// One read of the inotify descriptor: about a thousand marker events.
+constexpr size_t kEventBufferBytes = 64 * 1024;
 
 
 // Through syscall(): glibc 2.36's <sys/pidfd.h> lacks extern "C".
@@ -65,8 +72,18 @@ Status ValidateName(const std::string& value, const std::string& field) {
   return OkStatus();
 }
 
+// A job id names the job's directory under the root, beside kEventsDir.
+Status ValidateJobId(const std::string& job_id, const std::string& field) {
+  RETURN_IF_ERROR(ValidateName(job_id, field));
+  if (job_id == local::kEventsDir) {
+    return InvalidArgumentError(
+        fmt::format("{}: \"{}\" is reserved by the executor", field, job_id), field);
+  }
+  return OkStatus();
+}
+
 Status ValidateKey(const TaskKey& key) {
-  RETURN_IF_ERROR(ValidateName(key.job_id, "key.job_id"));
+  RETURN_IF_ERROR(ValidateJobId(key.job_id, "key.job_id"));
   RETURN_IF_ERROR(ValidateName(key.role, "key.role"));
   if (key.attempt < 0) return InvalidArgumentError("key.attempt: negative", "key.attempt");
   if (key.index < 0) return InvalidArgumentError("key.index: negative", "key.index");
@@ -187,6 +204,142 @@ class Reaper {
   std::thread thread_;
 };
 
+// Calls the task event callback when shims drop markers into
+// <root>/.events (task_dir.h): one inotify watch and one thread, started
+// with the first callback, stopped by the destructor (an eventfd wakes it).
+// Each read of the inotify descriptor (up to ~1,000 events) makes one call,
+// then its markers are deleted, so a burst of exits costs a few calls and no
+// memory beyond the read buffer; a queue overflow is one call and a sweep of
+// the directory. Without inotify (or when the directory goes away) it logs
+// once and the caller's periodic pass is all there is.
+class TaskEventWatcher {
+ public:
+  explicit TaskEventWatcher(std::string dir) : dir_(std::move(dir)) {}
+  TaskEventWatcher(const TaskEventWatcher&) = delete;
+  TaskEventWatcher& operator=(const TaskEventWatcher&) = delete;
+
+  ~TaskEventWatcher() {
+    if (thread_.joinable()) {
+      const uint64_t one = 1;
+      (void)!::write(wake_fd_, &one, sizeof(one));
+      thread_.join();
+    }
+    for (int fd : {inotify_fd_, wake_fd_, dir_fd_}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+
+  void SetCallback(std::function<void()> on_event) {
+    std::lock_guard<std::mutex> lock(mu_);
+    callback_ = std::move(on_event);
+    if (callback_ && !tried_) {
+      tried_ = true;
+      Start();
+    }
+  }
+
+ private:
+  // Under mu_, once.
+  void Start() {
+    auto fail = [&](const std::string& what) {
+      LOG_WARN("task events: {}: {}; task state changes are noticed on the job controller's "
+               "periodic pass only",
+               what, std::strerror(errno));
+      for (int* fd : {&inotify_fd_, &wake_fd_, &dir_fd_}) {
+        if (*fd >= 0) ::close(*fd);
+        *fd = -1;
+      }
+    };
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) {
+      errno = ec.value();
+      return fail(fmt::format("create {}", dir_));
+    }
+    inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd_ < 0) return fail("inotify_init1");
+    if (::inotify_add_watch(inotify_fd_, dir_.c_str(), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR) < 0) {
+      return fail(fmt::format("watch {}", dir_));
+    }
+    dir_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd_ < 0) return fail(fmt::format("open {}", dir_));
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return fail("eventfd");
+    // Markers of changes while nobody watched: the controller's first pass
+    // observes every task anyway.
+    SweepMarkers();
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  void Run() {
+    alignas(inotify_event) char buf[kEventBufferBytes];
+    bool watching = true;
+    for (;;) {
+      pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+      if (::poll(fds, watching ? 2 : 1, -1) < 0) {
+        if (errno == EINTR) continue;
+        LOG_WARN("task events: poll: {}", std::strerror(errno));
+        return;
+      }
+      if (fds[0].revents != 0) return;  // stopping
+      if (fds[1].revents == 0) continue;
+      ssize_t len = ::read(inotify_fd_, buf, sizeof(buf));
+      if (len < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (len <= 0) {
+        LOG_WARN("task events: read: {}; periodic passes only", std::strerror(errno));
+        watching = false;
+        continue;
+      }
+      // Tell first, tidy after: the controller's pass overlaps the unlinks.
+      Notify();
+      bool overflow = false;
+      for (ssize_t off = 0; off < len;) {
+        const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+        off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+        if ((ev->mask & IN_Q_OVERFLOW) != 0) overflow = true;
+        if ((ev->mask & IN_IGNORED) != 0) {
+          LOG_WARN("task events: {} went away; periodic passes only", dir_);
+          watching = false;
+        } else if (ev->len > 0 && (ev->mask & IN_ISDIR) == 0) {
+          ::unlinkat(dir_fd_, ev->name, 0);  // ENOENT: a sweep took it
+        }
+      }
+      if (overflow) SweepMarkers();
+    }
+  }
+
+  void Notify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (callback_) callback_();
+  }
+
+  // Deletes every marker in the directory.
+  void SweepMarkers() {
+    int fd = ::dup(dir_fd_);
+    if (fd < 0) return;
+    DIR* d = ::fdopendir(fd);
+    if (d == nullptr) {
+      ::close(fd);
+      return;
+    }
+    while (const dirent* e = ::readdir(d)) {
+      if (e->d_type == DT_DIR) continue;  // ".", ".." and nothing of ours
+      ::unlinkat(dir_fd_, e->d_name, 0);
+    }
+    ::closedir(d);
+  }
+
+  const std::string dir_;
+  std::mutex mu_;  // guards callback_ and tried_; held while callback_ runs
+  std::function<void()> callback_;
+  bool tried_ = false;
+  // Set by Start() before the thread exists, constant after.
+  int inotify_fd_ = -1;
+  int wake_fd_ = -1;
+  int dir_fd_ = -1;
+  std::thread thread_;
+};
+
 class LocalExecutor final : public Executor {
  public:
   explicit LocalExecutor(LocalExecutorOptions options) : options_(std::move(options)) {
@@ -224,6 +377,9 @@ class LocalExecutor final : public Executor {
   StatusOr<LogChunk> ReadLog(const TaskKey& key, LogStream stream, int64_t offset,
                              int64_t max_bytes) override;
   Status Remove(const std::string& job_id) override;
+  void SetTaskEventCallback(std::function<void()> on_event) override {
+    events_.SetCallback(std::move(on_event));
+  }
 
  private:
   std::string TaskDir(const TaskKey& key) const { return options_.root + "/" + key.Path(); }
@@ -237,6 +393,7 @@ class LocalExecutor final : public Executor {
   std::vector<sched::Node> nodes_;
   CgroupSupport cgroup_;
   mutable Reaper reaper_;
+  TaskEventWatcher events_{options_.root + "/" + local::kEventsDir};
 };
 
 Status LocalExecutor::ValidateLaunch(const TaskLaunch& launch) const {
@@ -303,6 +460,7 @@ LaunchSpec LocalExecutor::MakeSpec(const TaskLaunch& launch, const std::string& 
   spec.log_max_bytes = launch.log_max_bytes;
   spec.cgroup_base = cgroup_.base;
   spec.limits_reason = cgroup_.reason;
+  spec.events_dir = options_.root + "/" + local::kEventsDir;
   return spec;
 }
 
@@ -451,7 +609,7 @@ StatusOr<TaskStatus> LocalExecutor::Observe(const TaskKey& key) {
 }
 
 StatusOr<std::vector<TaskStatus>> LocalExecutor::ObserveJob(const std::string& job_id) {
-  RETURN_IF_ERROR(ValidateName(job_id, "job_id"));
+  RETURN_IF_ERROR(ValidateJobId(job_id, "job_id"));
   std::vector<TaskStatus> out;
   std::error_code ec;
   for (const auto& [attempt, attempt_dir] : NumericSubdirs(options_.root + "/" + job_id)) {
@@ -579,7 +737,7 @@ StatusOr<LogChunk> LocalExecutor::ReadLog(const TaskKey& key, LogStream stream, 
 }
 
 Status LocalExecutor::Remove(const std::string& job_id) {
-  RETURN_IF_ERROR(ValidateName(job_id, "job_id"));
+  RETURN_IF_ERROR(ValidateJobId(job_id, "job_id"));
   const std::string job_dir = options_.root + "/" + job_id;
   ASSIGN_OR_RETURN(std::vector<TaskStatus> tasks, ObserveJob(job_id));
   for (const TaskStatus& t : tasks) {

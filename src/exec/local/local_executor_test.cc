@@ -9,16 +9,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include <fmt/core.h>
 
+#include "base/clock.h"
 #include "exec/local/task_dir.h"
 
 namespace lathe::exec {
@@ -50,6 +54,38 @@ bool IsGone(pid_t pid) {
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Counts task event callbacks, with the wall-clock time (the shims' clock
+// for started_at / finished_at) of each.
+class EventRecorder {
+ public:
+  std::function<void()> Callback() {
+    return [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      calls_.push_back(SystemClock().NowMicros());
+    };
+  }
+  std::vector<int64_t> calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  // The first call at or after `us`, or -1.
+  int64_t FirstAtOrAfter(int64_t us) {
+    for (int64_t t : calls()) {
+      if (t >= us) return t;
+    }
+    return -1;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<int64_t> calls_;  // guarded by mu_
+};
+
+bool DirIsEmpty(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir, ec) && fs::is_empty(dir, ec);
 }
 
 class LocalExecutorTest : public ::testing::Test {
@@ -101,6 +137,7 @@ class LocalExecutorTest : public ::testing::Test {
   }
 
   std::string Dir(const TaskKey& key) { return root_ + "/" + key.Path(); }
+  std::string EventsDir() { return root_ + "/" + local::kEventsDir; }
 
   TaskStatus WaitState(const TaskKey& key, TaskState want, int timeout_ms = 10000) {
     TaskStatus last;
@@ -128,7 +165,13 @@ class LocalExecutorTest : public ::testing::Test {
     }
   }
 
+  // The shim drops its exit marker just after status.json says "exited".
+  bool ExitAnnounced(const TaskKey& key) {
+    return Slurp(Dir(key) + "/" + local::kShimLogFile).find("task exited") != std::string::npos;
+  }
+
   std::string root_;
+  EventRecorder events_;  // outlives exec_, which may call it until destroyed
   std::unique_ptr<Executor> exec_;
 };
 
@@ -472,6 +515,91 @@ TEST_F(LocalExecutorTest, RemoveRefusesLiveTasksAndDeletesEndedOnes) {
   EXPECT_FALSE(fs::exists(root_ + "/rm"));
   EXPECT_EQ(exec_->Observe(a.key)->state, TaskState::kUnknown);
   EXPECT_TRUE(exec_->Remove("rm").ok());
+}
+
+TEST_F(LocalExecutorTest, TaskEventCallbackFollowsAStartAndAnExitWithinASecond) {
+  exec_->SetTaskEventCallback(events_.Callback());
+  TaskLaunch l = Sh("events", "sleep 0.5");
+  ASSERT_TRUE(exec_->Launch(l).ok());
+  TaskStatus st = WaitState(l.key, TaskState::kExited);
+  ASSERT_GT(st.finished_at_us, st.started_at_us);
+  // The exit marker is dropped after finished_at is taken; the call follows it.
+  ASSERT_TRUE(WaitFor([&] { return events_.FirstAtOrAfter(st.finished_at_us) >= 0; }, 2000));
+  EXPECT_LE(events_.FirstAtOrAfter(st.finished_at_us) - st.finished_at_us, 1'000'000);
+  const int64_t on_start = events_.FirstAtOrAfter(st.started_at_us);
+  EXPECT_LT(on_start, st.finished_at_us) << "no call while the task ran";
+  // Markers are deleted once announced.
+  EXPECT_TRUE(WaitFor([&] { return DirIsEmpty(EventsDir()); }, 2000));
+}
+
+TEST_F(LocalExecutorTest, AClearedTaskEventCallbackIsNeverCalledAgain) {
+  exec_->SetTaskEventCallback(events_.Callback());
+  exec_->SetTaskEventCallback(nullptr);
+  TaskLaunch l = Sh("cleared", "true");
+  ASSERT_TRUE(exec_->Launch(l).ok());
+  WaitState(l.key, TaskState::kExited);
+  ASSERT_TRUE(WaitFor([&] { return ExitAnnounced(l.key); }));
+  // The watcher deletes a marker only after its (empty) call.
+  ASSERT_TRUE(WaitFor([&] { return DirIsEmpty(EventsDir()); }, 2000));
+  EXPECT_TRUE(events_.calls().empty());
+}
+
+TEST_F(LocalExecutorTest, ABurstOfExitsIsAnnouncedInFewCallsAndLeavesNoMarkers) {
+  exec_->SetTaskEventCallback(events_.Callback());
+  constexpr int kTasks = 20;
+  std::vector<TaskKey> keys;
+  for (int i = 0; i < kTasks; ++i) {
+    TaskLaunch l = Sh(fmt::format("burst-{}", i), "true");
+    ASSERT_TRUE(exec_->Launch(l).ok());
+    keys.push_back(l.key);
+  }
+  int64_t last_exit = 0;
+  for (const TaskKey& k : keys) {
+    last_exit = std::max(last_exit, WaitState(k, TaskState::kExited).finished_at_us);
+  }
+  for (const TaskKey& k : keys) ASSERT_TRUE(WaitFor([&] { return ExitAnnounced(k); }));
+  ASSERT_TRUE(WaitFor([&] { return DirIsEmpty(EventsDir()); }, 5000));
+  const std::vector<int64_t> calls = events_.calls();
+  // At most one call per marker (a start and an exit per task), and one
+  // after the last exit.
+  EXPECT_GE(calls.size(), 1u);
+  EXPECT_LE(calls.size(), 2u * kTasks);
+  EXPECT_GE(events_.FirstAtOrAfter(last_exit), last_exit);
+}
+
+TEST_F(LocalExecutorTest, MarkersAreDroppedOnlyWhileWatchedAndSweptAtStart) {
+  // Nobody ever watched this root: no directory, so no markers pile up.
+  TaskLaunch l = Sh("unwatched", "true");
+  ASSERT_TRUE(exec_->Launch(l).ok());
+  WaitState(l.key, TaskState::kExited);
+  EXPECT_FALSE(fs::exists(EventsDir()));
+
+  // A watcher that went away (a server restart) leaves its directory; exits
+  // meanwhile leave markers, swept by the next watcher when it starts.
+  {
+    EventRecorder events;
+    auto first = NewExecutor();
+    first->SetTaskEventCallback(events.Callback());
+    TaskLaunch slow = Sh("outlives", "sleep 0.3");
+    ASSERT_TRUE(first->Launch(slow).ok());
+    WaitState(slow.key, TaskState::kRunning);
+    const int64_t start = local::MonotonicMs();
+    first.reset();  // stops its thread at once, with a callback set and a task running
+    EXPECT_LT(local::MonotonicMs() - start, 1000);
+    WaitState(slow.key, TaskState::kExited);
+    ASSERT_TRUE(WaitFor([&] { return ExitAnnounced(slow.key); }));
+  }
+  std::error_code ec;
+  EXPECT_FALSE(fs::is_empty(EventsDir(), ec)) << "the exit marker stays for the next watcher";
+  exec_->SetTaskEventCallback(events_.Callback());
+  EXPECT_TRUE(DirIsEmpty(EventsDir()));
+
+  // The directory is no job's.
+  TaskLaunch bad = Sh(local::kEventsDir, "true");
+  EXPECT_EQ(exec_->Launch(bad).field(), "key.job_id");
+  EXPECT_EQ(exec_->ObserveJob(local::kEventsDir).status().field(), "job_id");
+  EXPECT_EQ(exec_->Remove(local::kEventsDir).field(), "job_id");
+  EXPECT_TRUE(fs::is_directory(EventsDir()));
 }
 
 }  // namespace

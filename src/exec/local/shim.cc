@@ -237,6 +237,9 @@ class Supervisor {
   Status WriteStatus(const StatusRecord& r) {
     return local::WriteFileAtomic(dir_ + "/" + local::kStatusFile, local::EncodeStatusRecord(r));
   }
+  // Tells a watching executor that status.json changed (local::kEventsDir).
+  // Best effort: the executor's periodic pass sees the change anyway.
+  void NotifyExecutor(std::string_view state);
   // Records an exit without ever starting the task.
   int FinishUnstarted(int exit_code, int signal, const std::string& message);
   bool TermPending();
@@ -262,6 +265,13 @@ class Supervisor {
   RotatingLog stderr_log_;
 };
 
+void Supervisor::NotifyExecutor(std::string_view state) {
+  if (spec_.events_dir.empty()) return;
+  Status s = local::DropEventMarker(spec_.events_dir, state);
+  // NOT_FOUND: no executor ever watched this root.
+  if (!s.ok() && s.code() != StatusCode::kNotFound) ShimLog("event marker: {}", s.message());
+}
+
 int Supervisor::FinishUnstarted(int exit_code, int signal, const std::string& message) {
   StatusRecord r;
   r.state = "exited";
@@ -276,6 +286,7 @@ int Supervisor::FinishUnstarted(int exit_code, int signal, const std::string& me
     ShimLog("{}", s.message());
     return 1;
   }
+  NotifyExecutor(r.state);
   return 0;
 }
 
@@ -504,6 +515,7 @@ int Supervisor::Run() {
   }
   (void)!::write(go_pipe[1], "g", 1);
   ::close(go_pipe[1]);
+  NotifyExecutor(rec.state);
   ShimLog("started pid {}: {}", child_, spec_.argv[0]);
 
   // 5. Supervise: copy output, forward SIGTERM, escalate to SIGKILL.
@@ -590,6 +602,7 @@ int Supervisor::Run() {
     ShimLog("{}", s.message());
     return 1;
   }
+  NotifyExecutor(rec.state);
   ShimLog("task exited: code {} signal {}", rec.exit_code, rec.signal);
   return 0;
 }

@@ -129,6 +129,7 @@ std::string EncodeLaunchSpec(const LaunchSpec& spec) {
   w.Field("log_max_bytes", spec.log_max_bytes);
   w.Field("cgroup_base", spec.cgroup_base);
   w.Field("limits_reason", spec.limits_reason);
+  if (!spec.events_dir.empty()) w.Field("events_dir", spec.events_dir);
   w.EndObject();
   out.push_back('\n');
   return out;
@@ -174,6 +175,7 @@ StatusOr<LaunchSpec> DecodeLaunchSpec(std::string_view json) {
   RETURN_IF_ERROR(r.Int("log_max_bytes", &spec.log_max_bytes));
   RETURN_IF_ERROR(r.String("cgroup_base", &spec.cgroup_base));
   RETURN_IF_ERROR(r.String("limits_reason", &spec.limits_reason));
+  RETURN_IF_ERROR(r.String("events_dir", &spec.events_dir));
   RETURN_IF_ERROR(r.Finish());
   if (spec.argv.empty()) return InvalidArgumentError("argv: empty", "argv");
   if (spec.log_max_bytes <= 0)
@@ -221,6 +223,21 @@ StatusOr<StatusRecord> DecodeStatusRecord(std::string_view json) {
     return InvalidArgumentError(fmt::format("state: unknown \"{}\"", rec.state), "state");
   }
   return rec;
+}
+
+Status DropEventMarker(const std::string& events_dir, std::string_view state) {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  const std::string path =
+      fmt::format("{}/{}-{}{:09}-{}", events_dir, ::getpid(), ts.tv_sec, ts.tv_nsec, state);
+  // O_EXCL: only a new directory entry raises the watcher's IN_CREATE.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == ENOENT) return NotFoundError(fmt::format("{} does not exist", events_dir));
+    return ErrnoError("create", path, errno);
+  }
+  ::close(fd);
+  return OkStatus();
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data, bool durable) {

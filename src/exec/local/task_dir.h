@@ -25,6 +25,14 @@ inline constexpr char kShimLogFile[] = "shim.log";
 // so a reader sees a consistent (base, current, .1) triple.
 inline constexpr char kLogLockFile[] = "log.lock";
 
+// <root>/.events: where shims drop an empty marker file right after they
+// wrote status "running" or "exited", so an executor watching the directory
+// (inotify) learns of the change at once. Markers are hints, not state: the
+// shim writes one only when the directory exists (an executor created it),
+// a failure never affects the task, and the watcher deletes them. Not a
+// valid job id, so no task directory can collide with it.
+inline constexpr char kEventsDir[] = ".events";
+
 // CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after EINTR.
 int64_t MonotonicMs();
 void SleepMs(int64_t ms);
@@ -56,6 +64,8 @@ struct LaunchSpec {
   std::string cgroup_base;
   // Why limits are advisory when cgroup_base is "".
   std::string limits_reason;
+  // Where the shim drops its event markers (<root>/.events; "" = none).
+  std::string events_dir;
 };
 std::string EncodeLaunchSpec(const LaunchSpec& spec);
 StatusOr<LaunchSpec> DecodeLaunchSpec(std::string_view json);
@@ -76,6 +86,11 @@ struct StatusRecord {
 };
 std::string EncodeStatusRecord(const StatusRecord& r);
 StatusOr<StatusRecord> DecodeStatusRecord(std::string_view json);
+
+// Creates an empty, uniquely named marker for `state` in `events_dir`
+// ("<pid>-<monotonic ns>-<state>"; not synced: a hint needs no durability).
+// NOT_FOUND when the directory does not exist (no executor watches it).
+Status DropEventMarker(const std::string& events_dir, std::string_view state);
 
 // Writes `path` atomically: a temporary beside it, fsync (when `durable`),
 // rename, fsync of the directory (when `durable`).
