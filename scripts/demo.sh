@@ -6,7 +6,9 @@
 # 2-worker PyTorch DDP job (and an XGBoost job) submitted with their code,
 # started as gangs on two virtual nodes, followed to the end with their logs;
 # the XGBoost job logs to its tracking run and registers its model, which
-# gets the alias "champion".
+# gets the alias "champion". Then the example pipeline (examples/pipelines:
+# prepare, train three models, evaluate, register) runs on a sample, runs
+# again from the cache, and gets its nightly schedule.
 # The server keeps running afterwards; the script prints how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,6 +109,23 @@ print(max(versions) if versions else "")' || true)
     "$LATHE" model version xgboost-demo "$VERSION"
   fi
 fi
+if /usr/bin/python3 -c 'import sklearn, pandas' 2>/dev/null; then
+  say "lathe pipeline run -f examples/pipelines/pipeline.yaml --code examples/pipelines --sample 150 --wait"
+  "$LATHE" pipeline run -f examples/pipelines/pipeline.yaml --code examples/pipelines --sample 150 --wait || true
+  PIPELINE_RUN=$("$LATHE" pipeline-run ls --pipeline breast-cancer --limit 1 -o json |
+                 /usr/bin/python3 -c 'import json, sys; items = json.load(sys.stdin)["items"]; print(items[0]["id"] if items else "")')
+  if [ -n "$PIPELINE_RUN" ]; then
+    say "lathe pipeline-run describe $PIPELINE_RUN"
+    "$LATHE" pipeline-run describe "$PIPELINE_RUN"
+  fi
+  say "the same run again: every step comes from the cache"
+  "$LATHE" pipeline run breast-cancer --sample 150 --wait || true
+  say "lathe model versions breast-cancer (registered by the pipeline's register step)"
+  "$LATHE" model versions breast-cancer || true
+  say "lathe schedule apply -f examples/pipelines/schedule.yaml (nightly, 02:00 Europe/Berlin)"
+  "$LATHE" schedule apply -f examples/pipelines/schedule.yaml
+  "$LATHE" schedule show nightly
+fi
 say "lathe job ls; lathe queue ls"
 "$LATHE" job ls
 "$LATHE" queue ls
@@ -123,6 +142,7 @@ Lathe is running.
   tracking:     LATHE_PROJECT=demo build/lathe run ls
   MLflow:       MLFLOW_TRACKING_URI=$URL MLFLOW_TRACKING_TOKEN=\$(cat $HOME_DIR/admin.token)  (project "default"; docs/mlflow.md)
   models:       LATHE_PROJECT=demo build/lathe model versions xgboost-demo
+  pipelines:    LATHE_PROJECT=demo build/lathe pipeline-run ls; build/lathe schedule ticks nightly (examples/pipelines)
   artifacts:    $HOME_DIR/artifacts
   job files:    $HOME_DIR/tasks (per-task logs and status), $HOME_DIR/code (snapshots)
   stop:         kill \$(cat $HOME_DIR/server.pid)
