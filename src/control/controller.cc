@@ -160,6 +160,7 @@ struct JobController::Impl {
   std::condition_variable cv;
   bool stop = false;
   bool poked = false;
+  bool events_hooked = false;  // the executor calls Poke() (Start() to Stop())
 
   mutable std::mutex reasons_mu;
   std::unordered_map<std::string, std::string> reasons;  // guarded by reasons_mu
@@ -872,6 +873,10 @@ JobController::~JobController() { Stop(); }
 void JobController::SetServerUrl(std::string url) { impl_->options.server_url = std::move(url); }
 
 void JobController::Start() {
+  // A task that started or ended is seen at once rather than on the next
+  // resync (issue 7: step-to-step dispatch); Stop() clears it first.
+  impl_->executor.SetTaskEventCallback([this] { Poke(); });
+  impl_->events_hooked = true;
   impl_->thread = std::thread([this] {
     std::unique_lock<std::mutex> lock(impl_->mu);
     while (!impl_->stop) {
@@ -889,6 +894,12 @@ void JobController::Start() {
 }
 
 void JobController::Stop() {
+  // Before anything stops: once this returns the executor's thread is not
+  // inside Poke() and never enters it again, so this object may go away.
+  if (impl_->events_hooked) {
+    impl_->executor.SetTaskEventCallback(nullptr);
+    impl_->events_hooked = false;
+  }
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->stop = true;
