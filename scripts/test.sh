@@ -4,7 +4,8 @@
 #      a private PostgreSQL server started here on a free loopback port
 #   2. the same unit tests built with AddressSanitizer + UBSan
 #   3. the fuzzers for a bounded time: API request decoding, then KServe V2
-#      inference decoding (JSON and binary)
+#      inference decoding (JSON and binary), then pipeline and schedule specs
+#      (with expressions, templates, cron and TZif)
 #   4. the Python SDK's unit tests (python/tests, a fake server)
 #   5. integration tests (pytest) driving the real binary, SQLite and PostgreSQL
 # Environment: LATHE_SKIP_ASAN=1 / LATHE_SKIP_FUZZ=1 skip steps 2 / 3 (local
@@ -46,14 +47,15 @@ if [ "${LATHE_SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 if [ "${LATHE_SKIP_FUZZ:-0}" != 1 ]; then
-  step "fuzzing request decoding for ${FUZZ_SECONDS}s, V2 inference decoding for 2 x ${SERVING_FUZZ_SECONDS}s"
+  step "fuzzing request decoding for ${FUZZ_SECONDS}s, V2 inference decoding and pipeline/schedule specs for 3 x ${SERVING_FUZZ_SECONDS}s"
   [ -f build-fuzz/build.ninja ] || CXX=clang++ cmake -S . -B build-fuzz -G Ninja \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATHE_FUZZ=ON -DLATHE_BENCH=OFF >/dev/null
-  cmake --build build-fuzz -j "$JOBS" --target request_decode_fuzzer v2_json_fuzzer v2_binary_fuzzer
+  cmake --build build-fuzz -j "$JOBS" --target request_decode_fuzzer v2_json_fuzzer v2_binary_fuzzer \
+      pipeline_spec_fuzzer
   mkdir -p build-fuzz/corpus
   build-fuzz/fuzz/request_decode_fuzzer -max_total_time="$FUZZ_SECONDS" -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 build-fuzz/corpus fuzz/corpus 2>&1 | tail -n 12
-  for name in v2_json v2_binary; do
+  for name in v2_json v2_binary pipeline_spec; do
     mkdir -p "build-fuzz/corpus-$name"
     build-fuzz/fuzz/${name}_fuzzer -max_total_time="$SERVING_FUZZ_SECONDS" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 "build-fuzz/corpus-$name" "fuzz/corpus/$name" \

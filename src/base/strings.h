@@ -16,4 +16,9 @@ std::string AsciiLower(std::string_view s);
 // (no escape character). Linear backtracking on the last '%'.
 bool SqlLikeMatch(std::string_view s, std::string_view pattern);
 
+// The offset of the first byte that is not part of well-formed UTF-8
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), or
+// std::string_view::npos when all of `s` is valid.
+size_t FirstInvalidUtf8(std::string_view s);
+
 }  // namespace lathe

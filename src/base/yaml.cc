@@ -2,11 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
 #include <fmt/core.h>
+
+#include "base/strings.h"
 
 namespace lathe {
 namespace {
@@ -105,6 +108,17 @@ StatusOr<JsonValue> Convert(const YAML::Node& node, int depth) {
 }  // namespace
 
 StatusOr<JsonValue> ParseYaml(std::string_view text) {
+  // JSON bodies are checked by simdjson; YAML must be UTF-8 too, or specs
+  // would carry bytes that PostgreSQL's TEXT and JSON readers refuse later.
+  if (size_t bad = FirstInvalidUtf8(text); bad != std::string_view::npos) {
+    size_t line = 1 + std::count(text.begin(), text.begin() + bad, '\n');
+    size_t line_start = text.rfind('\n', bad == 0 ? 0 : bad - 1);
+    size_t column = line_start == std::string_view::npos || bad == 0 ? bad + 1 : bad - line_start;
+    return InvalidArgumentError(fmt::format("malformed YAML at line {}, column {}: byte 0x{:02x} "
+                                            "at offset {} is not UTF-8",
+                                            line, column, static_cast<unsigned char>(text[bad]),
+                                            bad));
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));

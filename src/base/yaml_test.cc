@@ -24,5 +24,15 @@ TEST(ParseYaml, MalformedNamesTheLine) {
   EXPECT_FALSE(ParseYaml("a: 1\na: 2\n").ok());
 }
 
+TEST(YamlTest, RejectsBytesThatAreNotUtf8WithTheirPlace) {
+  auto v = ParseYaml("name: ok\nexperiment: breast-c\xe9ncer\n");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(v.status().message().find("line 2, column 21"), std::string::npos)
+      << v.status().message();
+  EXPECT_NE(v.status().message().find("0xe9"), std::string::npos) << v.status().message();
+  EXPECT_TRUE(ParseYaml("name: caf\xc3\xa9\n").ok());
+}
+
 }  // namespace
 }  // namespace lathe
