@@ -72,7 +72,7 @@ def run_pipeline(c, spec, params=None, timeout_s=3600):
     run = c.call("POST", base(f"/pipelines/{spec['name']}/runs"),
                  {"params": params or {}, "cache": False})
     deadline = time.time() + timeout_s
-    last = 0
+    last = t0
     while time.time() < deadline:
         # The list route answers without nodes (a 10,000-node run is large).
         page = c.call("GET", base(f"/pipeline-runs?pipeline={spec['name']}&limit=1"))
